@@ -1,0 +1,3 @@
+"""Mobimart: mobile-first commerce and interactive marketing."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from mobimart.cli import app
+
+app()

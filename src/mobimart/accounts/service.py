@@ -1,0 +1,266 @@
+"""Sign-up and sign-in by one-time code or password, tokens and sessions, roles."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mobimart.accounts import domain
+from mobimart.accounts.models import AuthToken, OtpCode, User
+from mobimart.db import utcnow
+from mobimart.errors import DomainError, NotFound, TooManyRequests, Unauthorized
+from mobimart.infra.pii import get_vault
+from mobimart.infra.sms import send_sms
+from mobimart.settings import get_settings
+
+_hasher = PasswordHasher()
+# Verifying against a fixed hash when the number is unknown keeps both answers equally slow.
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+_HOUR = dt.timedelta(hours=1)
+
+
+def phone_hash(e164: str) -> str:
+    return get_vault().lookup_hash(e164)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def find_user_by_phone(session: AsyncSession, *, phone: str) -> User | None:
+    e164 = domain.normalize_phone(phone, get_settings().default_region)
+    return await session.scalar(select(User).where(User.phone_hash == phone_hash(e164)))
+
+
+async def get_user(session: AsyncSession, *, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None or user.deleted_at is not None:
+        raise NotFound("User")
+    return user
+
+
+# --- one-time codes ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CodeSent:
+    expires_in: int
+    resend_after: int
+
+
+async def request_code(session: AsyncSession, *, phone: str, ip: str) -> CodeSent:
+    settings = get_settings()
+    e164 = domain.normalize_phone(phone, settings.default_region)
+    p_hash, ip_hash = phone_hash(e164), get_vault().lookup_hash("ip:" + ip)
+    now = utcnow()
+
+    last = await session.scalar(
+        select(func.max(OtpCode.created_at)).where(OtpCode.phone_hash == p_hash)
+    )
+    if last is not None and (wait := (last - now).total_seconds() + settings.otp_resend_seconds) > 0:
+        raise TooManyRequests(
+            f"A code was just sent; wait {int(wait) + 1} s before asking again.", int(wait) + 1
+        )
+    per_phone = await session.scalar(
+        select(func.count())
+        .select_from(OtpCode)
+        .where(OtpCode.phone_hash == p_hash, OtpCode.created_at > now - _HOUR)
+    )
+    if (per_phone or 0) >= settings.otp_per_phone_per_hour:
+        raise TooManyRequests("Too many codes for this number; try again in an hour.", 3600)
+    per_ip = await session.scalar(
+        select(func.count())
+        .select_from(OtpCode)
+        .where(OtpCode.ip_hash == ip_hash, OtpCode.created_at > now - _HOUR)
+    )
+    if (per_ip or 0) >= settings.otp_per_ip_per_hour:
+        raise TooManyRequests("Too many codes from this network; try again in an hour.", 3600)
+
+    code = domain.new_otp()
+    session.add(
+        OtpCode(
+            phone_hash=p_hash,
+            ip_hash=ip_hash,
+            code_digest=domain.otp_digest(settings.secret_key.get_secret_value(), p_hash, code),
+            created_at=now,
+            expires_at=now + dt.timedelta(seconds=settings.otp_ttl_seconds),
+        )
+    )
+    await session.flush()
+    minutes = settings.otp_ttl_seconds // 60
+    await send_sms(
+        session,
+        to=e164,
+        text=f"[Mobimart] Your code is {code}, valid for {minutes} minutes. "
+        "Never share it with anyone.",
+    )
+    return CodeSent(settings.otp_ttl_seconds, settings.otp_resend_seconds)
+
+
+async def verify_code(session: AsyncSession, *, phone: str, code: str) -> User:
+    """Consume the newest code for the number; create the account on first sign-in."""
+    settings = get_settings()
+    e164 = domain.normalize_phone(phone, settings.default_region)
+    p_hash = phone_hash(e164)
+    otp = await session.scalar(
+        select(OtpCode).where(OtpCode.phone_hash == p_hash).order_by(OtpCode.id.desc()).limit(1)
+    )
+    if otp is None:
+        raise DomainError("no_code", "No code was sent to this number; request one first.", 400)
+    now = utcnow()
+    failure = domain.otp_failure(
+        now=now,
+        expires_at=otp.expires_at,
+        consumed=otp.consumed_at is not None,
+        attempts=otp.attempts,
+        max_attempts=settings.otp_max_attempts,
+    )
+    if failure:
+        raise failure
+
+    expected = domain.otp_digest(settings.secret_key.get_secret_value(), p_hash, code.strip())
+    usable = (
+        OtpCode.id == otp.id,
+        OtpCode.consumed_at.is_(None),
+        OtpCode.attempts < settings.otp_max_attempts,
+    )
+    if not hmac.compare_digest(expected, otp.code_digest):
+        # Counted with a conditional update, so parallel guesses cannot exceed the limit.
+        await session.execute(
+            update(OtpCode).where(*usable).values(attempts=OtpCode.attempts + 1)
+        )
+        await session.commit()
+        left = settings.otp_max_attempts - otp.attempts - 1
+        if left <= 0:
+            raise DomainError(
+                "code_locked", "Too many wrong tries: this code is locked; request a new one.", 400
+            )
+        raise DomainError("wrong_code", f"Wrong code; {left} tries left.", 400, tries_left=left)
+
+    consumed = await session.execute(
+        update(OtpCode).where(*usable, OtpCode.expires_at > now).values(consumed_at=now)
+    )
+    if consumed.rowcount != 1:  # type: ignore[attr-defined]
+        await session.rollback()
+        raise DomainError("code_used", "This code was already used; request a new one.", 400)
+
+    user = await session.scalar(select(User).where(User.phone_hash == p_hash))
+    if user is None:
+        user = User(phone=e164, phone_hash=p_hash)
+        session.add(user)
+    await session.commit()
+    return user
+
+
+# --- passwords ---------------------------------------------------------------------------------
+
+
+async def set_password(
+    session: AsyncSession, *, user: User, password: str, current_password: str | None
+) -> None:
+    if user.password_hash and not _password_matches(user.password_hash, current_password or ""):
+        raise DomainError("wrong_password", "The current password is wrong.", 400)
+    domain.check_password_policy(password)
+    user.password_hash = _hasher.hash(password)
+    await session.commit()
+
+
+def _password_matches(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerifyMismatchError, InvalidHashError):
+        return False
+
+
+async def password_sign_in(session: AsyncSession, *, phone: str, password: str) -> User:
+    user = await find_user_by_phone(session, phone=phone)
+    stored = user.password_hash if user and user.password_hash else _DUMMY_HASH
+    if not _password_matches(stored, password) or user is None or not user.password_hash:
+        raise DomainError(
+            "wrong_credentials", "That number and password do not match an account.", 401
+        )
+    return user
+
+
+# --- tokens and sessions -----------------------------------------------------------------------
+
+
+async def issue_token(
+    session: AsyncSession, *, user: User, kind: str, label: str = ""
+) -> tuple[str, AuthToken]:
+    settings = get_settings()
+    ttl = settings.api_token_ttl_seconds if kind == "api" else settings.session_ttl_seconds
+    token = "mm_" + secrets.token_urlsafe(32)
+    row = AuthToken(
+        user_id=user.id,
+        token_hash=_token_hash(token),
+        kind=kind,
+        label=label[:80],
+        expires_at=utcnow() + dt.timedelta(seconds=ttl),
+    )
+    session.add(row)
+    await session.commit()
+    return token, row
+
+
+async def authenticate(session: AsyncSession, *, token: str, kind: str) -> tuple[User, AuthToken]:
+    row = await session.scalar(
+        select(AuthToken).where(AuthToken.token_hash == _token_hash(token), AuthToken.kind == kind)
+    )
+    if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
+        raise Unauthorized("Your sign-in has expired or was revoked; sign in again.")
+    user = await session.get(User, row.user_id)
+    if user is None or user.deleted_at is not None:
+        raise Unauthorized()
+    return user, row
+
+
+async def list_tokens(session: AsyncSession, *, user_id: int) -> list[AuthToken]:
+    rows = await session.scalars(
+        select(AuthToken)
+        .where(
+            AuthToken.user_id == user_id,
+            AuthToken.revoked_at.is_(None),
+            AuthToken.expires_at > utcnow(),
+        )
+        .order_by(AuthToken.id.desc())
+    )
+    return list(rows)
+
+
+async def revoke_token(session: AsyncSession, *, user_id: int, token_id: int) -> None:
+    result = await session.execute(
+        update(AuthToken)
+        .where(
+            AuthToken.id == token_id,
+            AuthToken.user_id == user_id,
+            AuthToken.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotFound("Token")
+    await session.commit()
+
+
+# --- roles -------------------------------------------------------------------------------------
+
+
+async def ensure_admin(session: AsyncSession, *, phone: str) -> User:
+    """Make the owner of this number a platform admin, creating the account if needed."""
+    e164 = domain.normalize_phone(phone, get_settings().default_region)
+    user = await session.scalar(select(User).where(User.phone_hash == phone_hash(e164)))
+    if user is None:
+        user = User(phone=e164, phone_hash=phone_hash(e164))
+        session.add(user)
+    user.is_admin = True
+    await session.commit()
+    return user

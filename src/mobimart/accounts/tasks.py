@@ -1,0 +1,32 @@
+"""Housekeeping: spent codes and dead tokens are removed; they protect nothing once expired."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from huey import crontab
+from sqlalchemy import delete
+
+from mobimart.accounts.models import AuthToken, OtpCode
+from mobimart.db import Database, utcnow
+from mobimart.infra.jobs import huey, run_with_db
+
+# Codes are kept a day after issue: the hourly per-number and per-IP limits count them.
+OTP_KEEP = dt.timedelta(days=1)
+TOKEN_KEEP = dt.timedelta(days=30)
+
+
+async def purge_expired(database: Database) -> tuple[int, int]:
+    now = utcnow()
+    async with database.session() as session:
+        codes = await session.execute(delete(OtpCode).where(OtpCode.created_at < now - OTP_KEEP))
+        tokens = await session.execute(
+            delete(AuthToken).where(AuthToken.expires_at < now - TOKEN_KEEP)
+        )
+        await session.commit()
+    return codes.rowcount, tokens.rowcount  # type: ignore[attr-defined]
+
+
+@huey.periodic_task(crontab(minute="17"))
+def purge_expired_task() -> tuple[int, int]:
+    return run_with_db(purge_expired)

@@ -1,0 +1,146 @@
+"""The FastAPI application: settings, database, routers, error handlers, static files."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mobimart import __version__
+from mobimart.accounts import api as accounts_api
+from mobimart.accounts import pages as accounts_pages
+from mobimart.audit import api as audit_api
+from mobimart.catalog import api as catalog_api
+from mobimart.catalog import pages as catalog_pages
+from mobimart.db import Database
+from mobimart.errors import PROBLEM_CONTENT_TYPE, DomainError, problem
+from mobimart.merchants import api as merchants_api
+from mobimart.merchants import pages as merchants_pages
+from mobimart.settings import Settings, get_settings
+from mobimart.web import i18n, openapi
+from mobimart.web.deps import SignInRequired
+from mobimart.web.middleware import LocaleAndSecurityHeaders
+from mobimart.web.templating import render
+
+log = logging.getLogger("mobimart")
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def _problem_response(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    return JSONResponse(
+        problem(status, code, title, detail, **extra),
+        status_code=status,
+        media_type=PROBLEM_CONTENT_TYPE,
+        headers=headers,
+    )
+
+
+def _error_page(request: Request, status: int, detail: str) -> Response:
+    return render(
+        request,
+        "error.html",
+        {"status": status, "detail": i18n.gettext_(detail), "user": None},
+        status=status,
+    )
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    if isinstance(exc, SignInRequired) and not _is_api(request):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/signin?next={quote(target)}", status_code=303)
+    if not _is_api(request):
+        return _error_page(request, exc.status, exc.detail)
+    headers = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if "retry_after" in exc.extra:
+        headers["Retry-After"] = str(exc.extra["retry_after"])
+    return _problem_response(exc.status, exc.code, exc.detail, headers, **exc.extra)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    if not _is_api(request):
+        return _error_page(request, exc.status_code, str(exc.detail))
+    code = HTTPStatus(exc.status_code).name.lower() if exc.status_code in HTTPStatus._value2member_map_ else "error"
+    return _problem_response(
+        exc.status_code, code, str(exc.detail), dict(exc.headers or {})
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", ""))}
+        for err in exc.errors()
+    ]
+    detail = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in errors
+    ) or "Invalid request."
+    if not _is_api(request):
+        return _error_page(request, 422, detail)
+    return _problem_response(422, "validation_error", detail, errors=jsonable_encoder(errors))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    # The traceback goes to the log; the client learns nothing about internals.
+    log.exception("unhandled error", extra={"path": request.url.path})
+    if not _is_api(request):
+        return _error_page(request, 500, "Something went wrong on our side.")
+    return _problem_response(500, "internal_error", "Something went wrong on our side.")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.db.dispose()
+
+    app = FastAPI(
+        title="Mobimart",
+        version=__version__,
+        description="Mobile-first commerce and interactive marketing. Errors are RFC 9457 "
+        "problem+json; lists use cursor pagination (`?cursor=&limit=`).",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = Database(settings.database_url, null_pool=settings.db_pool == "null")
+
+    app.add_exception_handler(DomainError, _domain_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(LocaleAndSecurityHeaders, default_locale=settings.default_locale)
+
+    for module in (accounts_api, merchants_api, audit_api, catalog_api):
+        app.include_router(module.router, prefix="/api/v1")
+    for module in (catalog_pages, accounts_pages, merchants_pages):
+        app.include_router(module.router, include_in_schema=False)
+    app.mount(
+        "/static",
+        StaticFiles(packages=[("mobimart.web", "static")]),
+        name="static",
+    )
+    openapi.install(app)
+    return app

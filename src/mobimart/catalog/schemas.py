@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, Field
+
+from mobimart.catalog.domain import MAX_PRICE_MINOR, MAX_STOCK, ProductStatus
+from mobimart.web.schemas import MAX_ID, InputModel
+
+
+class ProductIn(InputModel):
+    name: str = Field(min_length=1, max_length=120)
+    description: str = Field("", max_length=5000)
+    price_minor: int = Field(gt=0, le=MAX_PRICE_MINOR, description="Price in minor units (fen)")
+    stock: int = Field(0, ge=0, le=MAX_STOCK)
+    category_id: int | None = Field(None, ge=1, le=MAX_ID)
+    publish: bool = False
+
+
+class ProductOut(BaseModel):
+    id: int
+    shop_id: int
+    merchant_id: int
+    category_id: int | None
+    name: str
+    description: str
+    price_minor: int
+    currency: str
+    stock: int
+    status: ProductStatus
+    created_at: dt.datetime
+
+
+class ShopOut(BaseModel):
+    id: int
+    merchant_id: int
+    name: str
+    description: str
+
+
+class CategoryOut(BaseModel):
+    id: int
+    parent_id: int | None
+    slug: str
+    name_en: str
+    name_zh: str

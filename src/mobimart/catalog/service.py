@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mobimart.catalog import domain
+from mobimart.catalog.domain import ProductStatus
+from mobimart.catalog.models import Category, Product, Shop
+from mobimart.errors import DomainError, NotFound
+from mobimart.merchants import service as merchants
+from mobimart.merchants.domain import KycStatus
+from mobimart.merchants.models import Merchant
+from mobimart.settings import get_settings
+
+
+async def shop_for(session: AsyncSession, *, merchant: Merchant) -> Shop:
+    """The merchant's storefront, opened on first use once the merchant is approved."""
+    merchants.require_approved(merchant)
+    shop = await session.scalar(select(Shop).where(Shop.merchant_id == merchant.id))
+    if shop is None:
+        shop = Shop(merchant_id=merchant.id, name=merchant.name)
+        session.add(shop)
+        await session.flush()
+    return shop
+
+
+async def create_product(
+    session: AsyncSession,
+    *,
+    merchant: Merchant,
+    name: str,
+    price_minor: int,
+    stock: int,
+    category_id: int | None = None,
+    description: str = "",
+    publish: bool = False,
+) -> Product:
+    name = domain.check_product(name, price_minor, stock)
+    shop = await shop_for(session, merchant=merchant)
+    if category_id is not None and await session.get(Category, category_id) is None:
+        raise DomainError("unknown_category", "That category does not exist.", 422)
+    product = Product(
+        merchant_id=merchant.id,
+        shop_id=shop.id,
+        category_id=category_id,
+        name=name,
+        description=description,
+        price_minor=price_minor,
+        currency=get_settings().default_currency,
+        stock=stock,
+        status=ProductStatus.published if publish else ProductStatus.draft,
+    )
+    session.add(product)
+    await session.commit()
+    return product
+
+
+async def merchant_products(
+    session: AsyncSession, *, merchant_id: int, before_id: int | None, limit: int
+) -> list[Product]:
+    stmt = select(Product).where(Product.merchant_id == merchant_id).order_by(Product.id.desc())
+    if before_id is not None:
+        stmt = stmt.where(Product.id < before_id)
+    return list(await session.scalars(stmt.limit(limit)))
+
+
+def _visible() -> tuple[object, ...]:
+    return (Product.status == ProductStatus.published, Merchant.status == KycStatus.approved)
+
+
+async def published_products(
+    session: AsyncSession, *, before_id: int | None, limit: int, shop_id: int | None = None
+) -> list[Product]:
+    stmt = (
+        select(Product)
+        .join(Merchant, Merchant.id == Product.merchant_id)
+        .where(*_visible())  # type: ignore[arg-type]
+        .order_by(Product.id.desc())
+    )
+    if shop_id is not None:
+        stmt = stmt.where(Product.shop_id == shop_id)
+    if before_id is not None:
+        stmt = stmt.where(Product.id < before_id)
+    return list(await session.scalars(stmt.limit(limit)))
+
+
+async def published_product(session: AsyncSession, *, product_id: int) -> Product:
+    product = await session.scalar(
+        select(Product)
+        .join(Merchant, Merchant.id == Product.merchant_id)
+        .where(Product.id == product_id, *_visible())  # type: ignore[arg-type]
+    )
+    if product is None:
+        raise NotFound("Product")
+    return product
+
+
+async def open_shops(session: AsyncSession) -> list[Shop]:
+    rows = await session.scalars(
+        select(Shop)
+        .join(Merchant, Merchant.id == Shop.merchant_id)
+        .where(Merchant.status == KycStatus.approved)
+        .order_by(Shop.id)
+    )
+    return list(rows)
+
+
+async def open_shop(session: AsyncSession, *, shop_id: int) -> Shop:
+    shop = await session.scalar(
+        select(Shop)
+        .join(Merchant, Merchant.id == Shop.merchant_id)
+        .where(Shop.id == shop_id, Merchant.status == KycStatus.approved)
+    )
+    if shop is None:
+        raise NotFound("Shop")
+    return shop
+
+
+async def categories(session: AsyncSession) -> list[Category]:
+    return list(await session.scalars(select(Category).order_by(Category.id)))

@@ -1,0 +1,156 @@
+"""mobimart serve | worker | migrate | demo | createadmin | rotate-keys | keygen"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from mobimart.settings import get_settings
+
+app = typer.Typer(help="Mobimart: mobile-first commerce and interactive marketing.", no_args_is_help=True)
+console = Console()
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # httpx logs every request URL at INFO; SMS gateway URLs carry numbers and texts.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from mobimart.migrate import upgrade
+
+    settings = get_settings()
+    if settings.database_url.startswith("sqlite"):
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url)
+    console.print("[green]Database is up to date.[/green]")
+
+
+@app.command()
+def demo() -> None:
+    """Load demo data once (an admin, a shopper, 3 approved merchants, 240 products)."""
+    from mobimart.db import Database
+    from mobimart.demo.load import load
+
+    async def run() -> None:
+        database = Database(get_settings().database_url)
+        try:
+            with console.status("Loading demo data…"):
+                accounts = await load(database)
+        finally:
+            await database.dispose()
+        table = Table(title="Demo sign-in (code from /dev/outbox, or the password)")
+        table.add_column("who")
+        table.add_column("mobile number")
+        table.add_row("platform admin", accounts.admin)
+        table.add_row("shopper", accounts.consumer)
+        for phone in accounts.merchants:
+            table.add_row("merchant owner", phone)
+        console.print(table)
+        console.print(f"Password for every demo account: [bold]{accounts.password}[/bold]")
+        if not accounts.created:
+            console.print("(demo data was already loaded)")
+
+    asyncio.run(run())
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Default: MOBIMART_HOST"),
+    port: int = typer.Option(None, help="Default: MOBIMART_PORT"),
+    workers: int = typer.Option(1, min=1, help="Processes (PostgreSQL for more than one)"),
+) -> None:
+    """Serve the API and the mobile site."""
+    import uvicorn
+
+    settings = get_settings()
+    host, port = host or settings.host, port or settings.port
+    _setup_logging()
+    console.print(f"Mobimart is serving on [bold]http://{host}:{port}[/bold]")
+    uvicorn.run(
+        "mobimart.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        log_config=None,
+    )
+
+
+@app.command()
+def worker(workers: int = typer.Option(2, min=1, help="Worker threads")) -> None:
+    """Run background jobs (Huey)."""
+    from mobimart.accounts import tasks  # noqa: F401  (registers the jobs)
+    from mobimart.infra.jobs import huey
+
+    _setup_logging()
+    console.print(f"Worker running on {type(huey.storage).__name__}")
+    huey.create_consumer(workers=workers, periodic=True).run()
+
+
+@app.command()
+def createadmin(phone: str = typer.Argument(..., help="Mobile number, e.g. +8613900139000")) -> None:
+    """Make the owner of a mobile number a platform admin (creating the account if needed)."""
+    from mobimart.accounts import service as accounts
+    from mobimart.db import Database
+    from mobimart.errors import DomainError
+
+    async def run() -> int:
+        database = Database(get_settings().database_url)
+        try:
+            async with database.session() as session:
+                user = await accounts.ensure_admin(session, phone=phone)
+                return user.id
+        finally:
+            await database.dispose()
+
+    try:
+        user_id = asyncio.run(run())
+    except DomainError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"User {user_id} is a platform admin. They sign in with a code sent to the number.")
+
+
+@app.command("rotate-keys")
+def rotate_keys() -> None:
+    """Re-encrypt personal data under the first key of MOBIMART_PII_KEYS."""
+    from mobimart.db import Database
+    from mobimart.infra import rotation
+
+    async def run() -> None:
+        database = Database(get_settings().database_url)
+        try:
+            with Progress(console=console) as progress:
+                result = await rotation.rotate_all(database, progress)
+        finally:
+            await database.dispose()
+        console.print(
+            f"Re-encrypted {result.values} values and {result.files} files under key "
+            f"[bold]{result.key_id}[/bold]; {result.unchanged} were already current."
+        )
+
+    asyncio.run(run())
+
+
+@app.command()
+def keygen(key_id: str = typer.Argument(..., help="A short name for the new key, e.g. k2")) -> None:
+    """Print a new PII key; put it first in MOBIMART_PII_KEYS, then run rotate-keys."""
+    from mobimart.infra.pii import new_key_spec
+
+    console.print(new_key_spec(key_id), soft_wrap=True, highlight=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

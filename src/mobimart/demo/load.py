@@ -1,0 +1,148 @@
+"""Demo data through the real services: an admin, a consumer, three approved merchants with shops
+and 240 products (a catalogue derived from UCI Online Retail, CC BY 4.0: see NOTICE.txt)."""
+
+from __future__ import annotations
+
+import csv
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from mobimart.accounts import domain as accounts_domain
+from mobimart.accounts import service as accounts
+from mobimart.accounts.models import User
+from mobimart.catalog import service as catalog
+from mobimart.catalog.models import Category
+from mobimart.db import Database
+from mobimart.merchants import service as merchants
+from mobimart.merchants.domain import Decision, DocumentKind
+
+CATALOGUE = Path(__file__).with_name("catalogue.csv")
+DEMO_PASSWORD = "mobimart-demo"
+GBP_TO_CNY = 9  # a round rate keeps demo prices believable
+
+ADMIN_PHONE = "+8613900139000"
+CONSUMER_PHONE = "+8613800138000"
+MERCHANTS = [
+    ("+8613700137001", "Retrospot Home 红点家居", "王芳"),
+    ("+8613700137002", "Lantern & Co 灯笼小铺", "李伟"),
+    ("+8613700137003", "Pantry Gifts 食品柜礼品", "张敏"),
+]
+CATEGORIES = [
+    ("decor", "Home decor", "家居装饰"),
+    ("kitchen", "Kitchen & dining", "厨房餐饮"),
+    ("bags", "Bags", "箱包"),
+    ("toys", "Toys & party", "玩具派对"),
+    ("lighting", "Lighting", "灯具"),
+    ("stationery", "Stationery", "文具"),
+    ("seasonal", "Seasonal", "节日"),
+]
+
+
+@dataclass(frozen=True)
+class DemoAccounts:
+    admin: str
+    consumer: str
+    merchants: list[str]
+    password: str
+    created: bool
+
+
+def tiny_png() -> bytes:
+    """A 1×1 PNG, standing in for a scanned licence."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\xff\xff")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+
+
+def _licence(n: int) -> str:
+    first17 = f"9131000{n:02d}MA1FL00{n:01d}"[:17].ljust(17, "0")
+    return first17 + accounts_domain.uscc_check_char(first17)
+
+
+def _resident_id(n: int) -> str:
+    first17 = f"11010519800101{n:03d}"
+    return first17 + accounts_domain.resident_id_check_char(first17)
+
+
+async def _user(database: Database, phone: str, name: str) -> User:
+    async with database.session() as session:
+        user = await accounts.find_user_by_phone(session, phone=phone)
+        if user is None:
+            user = User(phone=phone, phone_hash=accounts.phone_hash(phone), display_name=name)
+            session.add(user)
+            await session.commit()
+        if user.password_hash is None:
+            await accounts.set_password(
+                session, user=user, password=DEMO_PASSWORD, current_password=None
+            )
+        return user
+
+
+async def load(database: Database) -> DemoAccounts:
+    accounts_out = DemoAccounts(
+        admin=ADMIN_PHONE,
+        consumer=CONSUMER_PHONE,
+        merchants=[phone for phone, _, _ in MERCHANTS],
+        password=DEMO_PASSWORD,
+        created=False,
+    )
+    async with database.session() as session:
+        if await accounts.find_user_by_phone(session, phone=ADMIN_PHONE) is not None:
+            return accounts_out  # loaded before: demo data is created once
+
+    await _user(database, ADMIN_PHONE, "Demo admin")
+    async with database.session() as session:
+        admin = await accounts.ensure_admin(session, phone=ADMIN_PHONE)
+    await _user(database, CONSUMER_PHONE, "Demo shopper")
+
+    async with database.session() as session:
+        for slug, en, zh in CATEGORIES:
+            session.add(Category(slug=slug, name_en=en, name_zh=zh))
+        await session.commit()
+        category_ids = {c.slug: c.id for c in await session.scalars(select(Category))}
+
+    with CATALOGUE.open(newline="", encoding="utf-8") as fh:
+        products = list(csv.DictReader(fh))
+    for n, (phone, shop_name, rep) in enumerate(MERCHANTS, start=1):
+        owner = await _user(database, phone, f"{rep} (owner)")
+        async with database.session() as session:
+            merchant = await merchants.apply(
+                session,
+                user=owner,
+                application=merchants.Application(
+                    name=shop_name,
+                    licence_number=_licence(n),
+                    legal_rep_name=rep,
+                    legal_rep_id_number=_resident_id(n),
+                    contact_phone=phone,
+                ),
+            )
+            await merchants.add_document(
+                session, merchant=merchant, user=owner, kind=DocumentKind.business_licence,
+                filename="licence.png", data=tiny_png(),
+            )
+            await merchants.submit(session, merchant=merchant, user=owner)
+            merchant = await merchants.decide(
+                session, merchant_id=merchant.id, admin=admin, decision=Decision.approve,
+                reason="Demo merchant",
+            )
+            for i, row in enumerate(products[n - 1 :: len(MERCHANTS)]):
+                await catalog.create_product(
+                    session,
+                    merchant=merchant,
+                    name=row["description"],
+                    price_minor=max(1, round(float(row["unit_price_gbp"]) * GBP_TO_CNY * 100)),
+                    stock=20 + (i * 37) % 180,
+                    category_id=category_ids[row["category"]],
+                    description=f"Stock code {row['stock_code']}.",
+                    publish=True,
+                )
+    return DemoAccounts(**{**accounts_out.__dict__, "created": True})

@@ -1,0 +1,326 @@
+"""Merchant applications, the admin review queue, staff membership and merchant scope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mobimart.accounts import domain as accounts_domain
+from mobimart.accounts import service as accounts
+from mobimart.accounts.domain import MemberRole
+from mobimart.accounts.models import User
+from mobimart.audit import service as audit
+from mobimart.db import utcnow
+from mobimart.errors import Conflict, DomainError, Forbidden, NotFound
+from mobimart.infra.pii import get_vault
+from mobimart.infra.storage import DOCUMENT_TYPES, PrivateStore
+from mobimart.merchants import domain
+from mobimart.merchants.domain import Decision, DocumentKind, KycStatus
+from mobimart.merchants.models import KycDocument, Merchant, MerchantMember
+from mobimart.settings import get_settings
+
+MAX_OWNED = 3
+
+
+def document_store() -> PrivateStore:
+    return PrivateStore(get_settings().uploads_dir / "kyc")
+
+
+@dataclass(frozen=True)
+class Application:
+    name: str
+    licence_number: str
+    legal_rep_name: str
+    legal_rep_id_number: str
+    contact_phone: str
+
+    def validated(self) -> Application:
+        name = " ".join(self.name.split())
+        rep = " ".join(self.legal_rep_name.split())
+        if not 2 <= len(name) <= 80:
+            raise DomainError("invalid_name", "A shop name has 2 to 80 characters.", 422)
+        if not 2 <= len(rep) <= 40:
+            raise DomainError(
+                "invalid_name", "Give the legal representative's full name.", 422
+            )
+        return Application(
+            name=name,
+            licence_number=accounts_domain.validate_uscc(self.licence_number),
+            legal_rep_name=rep,
+            legal_rep_id_number=accounts_domain.validate_resident_id(self.legal_rep_id_number),
+            contact_phone=accounts_domain.normalize_phone(
+                self.contact_phone, get_settings().default_region
+            ),
+        )
+
+
+def _apply_fields(merchant: Merchant, app: Application) -> None:
+    vault = get_vault()
+    merchant.name = app.name
+    merchant.licence_number = app.licence_number
+    merchant.legal_rep_name = app.legal_rep_name
+    merchant.legal_rep_id_number = app.legal_rep_id_number
+    merchant.legal_rep_id_hash = vault.lookup_hash("id:" + app.legal_rep_id_number)
+    merchant.contact_phone = app.contact_phone
+    merchant.contact_phone_hash = vault.lookup_hash(app.contact_phone)
+
+
+# --- scope -------------------------------------------------------------------------------------
+
+
+async def membership(
+    session: AsyncSession, *, merchant_id: int, user: User
+) -> tuple[Merchant, MerchantMember]:
+    """The merchant as seen by one of its members. Non-members get 404: existence is private."""
+    row = (
+        await session.execute(
+            select(Merchant, MerchantMember)
+            .join(MerchantMember, MerchantMember.merchant_id == Merchant.id)
+            .where(Merchant.id == merchant_id, MerchantMember.user_id == user.id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("Merchant")
+    return row[0], row[1]
+
+
+async def require_owner(session: AsyncSession, *, merchant_id: int, user: User) -> Merchant:
+    merchant, member = await membership(session, merchant_id=merchant_id, user=user)
+    if member.role != MemberRole.owner:
+        raise Forbidden("Only the merchant's owner can do this.")
+    return merchant
+
+
+def require_approved(merchant: Merchant) -> None:
+    if merchant.status != KycStatus.approved:
+        raise DomainError(
+            "merchant_not_approved",
+            "Your merchant verification must be approved first.",
+            403,
+        )
+
+
+async def my_merchants(session: AsyncSession, *, user_id: int) -> list[tuple[Merchant, str]]:
+    rows = await session.execute(
+        select(Merchant, MerchantMember.role)
+        .join(MerchantMember, MerchantMember.merchant_id == Merchant.id)
+        .where(MerchantMember.user_id == user_id)
+        .order_by(Merchant.id)
+    )
+    return [(m, role) for m, role in rows.tuples()]
+
+
+async def get(session: AsyncSession, *, merchant_id: int) -> Merchant:
+    merchant = await session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise NotFound("Merchant")
+    return merchant
+
+
+# --- application -------------------------------------------------------------------------------
+
+
+async def apply(session: AsyncSession, *, user: User, application: Application) -> Merchant:
+    app = application.validated()
+    owned = await session.scalar(
+        select(func.count())
+        .select_from(MerchantMember)
+        .where(MerchantMember.user_id == user.id, MerchantMember.role == MemberRole.owner)
+    )
+    if (owned or 0) >= MAX_OWNED:
+        raise Conflict("too_many_merchants", f"One account can own at most {MAX_OWNED} merchants.")
+    merchant = Merchant(status=KycStatus.draft, created_by=user.id)
+    _apply_fields(merchant, app)
+    session.add(merchant)
+    await session.flush()
+    session.add(MerchantMember(merchant_id=merchant.id, user_id=user.id, role=MemberRole.owner))
+    audit.record(
+        session, actor_id=user.id, action="kyc.created", subject_type="merchant",
+        subject_id=merchant.id, merchant_id=merchant.id,
+    )
+    await session.commit()
+    return merchant
+
+
+async def update_application(
+    session: AsyncSession, *, merchant: Merchant, user: User, application: Application
+) -> Merchant:
+    domain.ensure_editable(KycStatus(merchant.status))
+    _apply_fields(merchant, application.validated())
+    audit.record(
+        session, actor_id=user.id, action="kyc.updated", subject_type="merchant",
+        subject_id=merchant.id, merchant_id=merchant.id,
+    )
+    await session.commit()
+    return merchant
+
+
+async def documents(session: AsyncSession, *, merchant_id: int) -> list[KycDocument]:
+    rows = await session.scalars(
+        select(KycDocument).where(KycDocument.merchant_id == merchant_id).order_by(KycDocument.id)
+    )
+    return list(rows)
+
+
+async def add_document(
+    session: AsyncSession,
+    *,
+    merchant: Merchant,
+    user: User,
+    kind: DocumentKind,
+    filename: str,
+    data: bytes,
+) -> KycDocument:
+    domain.ensure_editable(KycStatus(merchant.status))
+    if len(await documents(session, merchant_id=merchant.id)) >= domain.MAX_DOCUMENTS:
+        raise Conflict("too_many_documents", f"At most {domain.MAX_DOCUMENTS} documents.")
+    stored = document_store().save(
+        data, allowed=DOCUMENT_TYPES, max_bytes=get_settings().upload_max_bytes
+    )
+    doc = KycDocument(
+        merchant_id=merchant.id,
+        kind=kind.value,
+        filename=(filename or "document")[-120:],
+        content_type=stored.content_type,
+        size=stored.size,
+        sha256=stored.sha256,
+        storage_key=stored.key,
+        uploaded_by=user.id,
+    )
+    session.add(doc)
+    await session.commit()
+    return doc
+
+
+async def read_document(
+    session: AsyncSession, *, merchant_id: int, document_id: int
+) -> tuple[KycDocument, bytes]:
+    doc = await session.scalar(
+        select(KycDocument).where(
+            KycDocument.id == document_id, KycDocument.merchant_id == merchant_id
+        )
+    )
+    if doc is None:
+        raise NotFound("Document")
+    return doc, document_store().read(doc.storage_key)
+
+
+async def submit(session: AsyncSession, *, merchant: Merchant, user: User) -> Merchant:
+    kinds = {DocumentKind(d.kind) for d in await documents(session, merchant_id=merchant.id)}
+    domain.ensure_submittable(KycStatus(merchant.status), kinds)
+    merchant.status = KycStatus.pending
+    merchant.submitted_at = utcnow()
+    audit.record(
+        session, actor_id=user.id, action="kyc.submitted", subject_type="merchant",
+        subject_id=merchant.id, merchant_id=merchant.id,
+    )
+    await session.commit()
+    return merchant
+
+
+# --- review (platform admins) ------------------------------------------------------------------
+
+
+async def review_queue(
+    session: AsyncSession, *, status: KycStatus, before_id: int | None, limit: int
+) -> list[Merchant]:
+    stmt = select(Merchant).where(Merchant.status == status).order_by(Merchant.id.desc())
+    if before_id is not None:
+        stmt = stmt.where(Merchant.id < before_id)
+    return list(await session.scalars(stmt.limit(limit)))
+
+
+async def decide(
+    session: AsyncSession, *, merchant_id: int, admin: User, decision: Decision, reason: str
+) -> Merchant:
+    if not admin.is_admin:
+        raise Forbidden()
+    merchant = await get(session, merchant_id=merchant_id)
+    new_status = domain.decide(KycStatus(merchant.status), decision, reason)
+    now = utcnow()
+    # Conditional on still being pending: two admins deciding at once cannot both win.
+    result = await session.execute(
+        update(Merchant)
+        .where(Merchant.id == merchant_id, Merchant.status == KycStatus.pending)
+        .values(status=new_status, review_reason=reason.strip(), decided_at=now)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        await session.rollback()
+        raise Conflict("not_pending", "Another reviewer decided this application first.")
+    audit.record(
+        session, actor_id=admin.id, action=f"kyc.{decision.value}", subject_type="merchant",
+        subject_id=merchant_id, merchant_id=merchant_id, reason=reason.strip(),
+    )
+    await session.commit()
+    await session.refresh(merchant)
+    return merchant
+
+
+# --- staff -------------------------------------------------------------------------------------
+
+
+async def staff(session: AsyncSession, *, merchant_id: int) -> list[tuple[MerchantMember, User]]:
+    rows = await session.execute(
+        select(MerchantMember, User)
+        .join(User, User.id == MerchantMember.user_id)
+        .where(MerchantMember.merchant_id == merchant_id)
+        .order_by(MerchantMember.id)
+    )
+    return [(m, u) for m, u in rows.tuples()]
+
+
+async def add_staff(
+    session: AsyncSession, *, merchant: Merchant, actor: User, phone: str
+) -> tuple[MerchantMember, User]:
+    user = await accounts.find_user_by_phone(session, phone=phone)
+    if user is None:
+        raise NotFound("An account with this number (ask them to sign up first);")
+    exists = await session.scalar(
+        select(MerchantMember.id).where(
+            MerchantMember.merchant_id == merchant.id, MerchantMember.user_id == user.id
+        )
+    )
+    if exists is not None:
+        raise Conflict("already_member", "This person is already on the team.")
+    member = MerchantMember(merchant_id=merchant.id, user_id=user.id, role=MemberRole.staff)
+    session.add(member)
+    await session.flush()
+    audit.record(
+        session, actor_id=actor.id, action="staff.added", subject_type="user",
+        subject_id=user.id, merchant_id=merchant.id,
+    )
+    await session.commit()
+    return member, user
+
+
+async def remove_staff(
+    session: AsyncSession, *, merchant: Merchant, actor: User, member_id: int
+) -> None:
+    member = await session.get(MerchantMember, member_id)
+    if member is None or member.merchant_id != merchant.id:
+        raise NotFound("Team member")
+    if member.role == MemberRole.owner:
+        raise Conflict("owner_stays", "The owner cannot be removed.")
+    await session.delete(member)
+    audit.record(
+        session, actor_id=actor.id, action="staff.removed", subject_type="user",
+        subject_id=member.user_id, merchant_id=merchant.id,
+    )
+    await session.commit()
+
+
+# --- privacy hooks (called by accounts.privacy) ------------------------------------------------
+
+
+async def memberships_for_export(session: AsyncSession, *, user_id: int) -> list[dict[str, Any]]:
+    return [
+        {"merchant_id": m.id, "merchant": m.name, "role": role}
+        for m, role in await my_merchants(session, user_id=user_id)
+    ]
+
+
+async def leave_all(session: AsyncSession, *, user_id: int) -> None:
+    await session.execute(delete(MerchantMember).where(MerchantMember.user_id == user_id))

@@ -1,0 +1,22 @@
+"""Imports every domain's tables, so metadata is complete for migrations and tests."""
+
+from mobimart.accounts.models import AuthToken, Consent, OtpCode, User
+from mobimart.audit.models import AuditEntry
+from mobimart.catalog.models import Category, Product, Shop
+from mobimart.infra.sms.models import SmsMessage
+from mobimart.merchants.models import KycDocument, Merchant, MerchantMember
+
+__all__ = [
+    "AuditEntry",
+    "AuthToken",
+    "Category",
+    "Consent",
+    "KycDocument",
+    "Merchant",
+    "MerchantMember",
+    "OtpCode",
+    "Product",
+    "Shop",
+    "SmsMessage",
+    "User",
+]

@@ -1,0 +1,88 @@
+"""All configuration, read once from MOBIMART_* environment variables (or a .env file)."""
+
+from __future__ import annotations
+
+import base64
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development defaults: they make the embedded demo work out of the box and are refused in
+# production (see _refuse_default_secrets).
+_DEV_SECRET = "dev-secret-change-me-0123456789abcdef"
+_DEV_PII_KEYS = "k1:" + base64.urlsafe_b64encode(b"dev-pii-key-change-me-0123456789"[:32]).decode()
+_DEV_PII_HASH_KEY = "dev-pii-hash-key-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MOBIMART_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./var/mobimart.db"
+    # "null" opens a connection per session: tests run apps in several event loops.
+    db_pool: Literal["default", "null"] = "default"
+    redis_url: str | None = None
+    var_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    base_url: str = "http://127.0.0.1:8000"
+
+    secret_key: SecretStr = SecretStr(_DEV_SECRET)
+    # Comma-separated "key_id:base64url(32 bytes)"; the first encrypts, all decrypt.
+    pii_keys: SecretStr = SecretStr(_DEV_PII_KEYS)
+    # Keys the lookup hash of phone and ID numbers; never rotated (rows are found by it).
+    pii_hash_key: SecretStr = SecretStr(_DEV_PII_HASH_KEY)
+
+    default_region: str = "CN"
+    default_currency: str = "CNY"
+    default_locale: Literal["en", "zh_Hans"] = "en"
+
+    sms_backend: Literal["outbox", "kannel"] = "outbox"
+    sms_sender: str = "10690000"
+    kannel_sendsms_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
+    kannel_username: str = "mobimart"
+    kannel_password: SecretStr = SecretStr("")
+
+    otp_ttl_seconds: int = Field(300, ge=30)
+    otp_max_attempts: int = Field(5, ge=1)
+    otp_resend_seconds: int = Field(60, ge=0)
+    otp_per_phone_per_hour: int = Field(5, ge=1)
+    otp_per_ip_per_hour: int = Field(30, ge=1)
+    api_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
+    session_ttl_seconds: int = Field(14 * 24 * 3600, ge=60)
+
+    upload_max_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    # Wallet balances above this need real-name verification (used by payments).
+    realname_required_above_minor: int = Field(100_000, ge=0)
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.var_dir / "uploads"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.is_production:
+            defaults = {
+                "MOBIMART_SECRET_KEY": self.secret_key.get_secret_value() == _DEV_SECRET,
+                "MOBIMART_PII_KEYS": self.pii_keys.get_secret_value() == _DEV_PII_KEYS,
+                "MOBIMART_PII_HASH_KEY": self.pii_hash_key.get_secret_value()
+                == _DEV_PII_HASH_KEY,
+            }
+            unset = [name for name, is_default in defaults.items() if is_default]
+            if unset:
+                raise ValueError(
+                    "production mode refuses default secrets; set " + ", ".join(unset)
+                )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

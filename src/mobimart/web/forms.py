@@ -1,0 +1,34 @@
+"""Helpers shared by HTML form handlers."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi.responses import RedirectResponse
+
+from mobimart.errors import DomainError
+
+
+def safe_next(target: str | None, default: str = "/me") -> str:
+    """Only same-site paths: an open redirect would let a phishing link borrow our sign-in."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target
+
+
+def clean(value: str, max_len: int) -> str:
+    """Form text as the services expect it: no control characters, bounded."""
+    text = "".join(ch for ch in value if ch.isprintable() or ch == "\n")[:max_len]
+    return text.strip()
+
+
+def see_other(url: str, notice: str | None = None) -> RedirectResponse:
+    if notice:
+        url += ("&" if "?" in url else "?") + "notice=" + quote(notice)
+    return RedirectResponse(url, status_code=303)
+
+
+def message_of(exc: DomainError) -> str:
+    from mobimart.web.i18n import gettext_
+
+    return gettext_(exc.detail)
