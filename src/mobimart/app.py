@@ -79,21 +79,25 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if not _is_api(request):
         return _error_page(request, exc.status_code, str(exc.detail))
-    code = HTTPStatus(exc.status_code).name.lower() if exc.status_code in HTTPStatus._value2member_map_ else "error"
-    return _problem_response(
-        exc.status_code, code, str(exc.detail), dict(exc.headers or {})
+    code = (
+        HTTPStatus(exc.status_code).name.lower()
+        if exc.status_code in HTTPStatus._value2member_map_
+        else "error"
     )
+    return _problem_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = [
-        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", ""))}
-        for err in exc.errors()
+        {"loc": list(err.get("loc", ())), "msg": str(err.get("msg", ""))} for err in exc.errors()
     ]
-    detail = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in errors
-    ) or "Invalid request."
+    detail = (
+        "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in errors
+        )
+        or "Invalid request."
+    )
     if not _is_api(request):
         return _error_page(request, 422, detail)
     return _problem_response(422, "validation_error", detail, errors=jsonable_encoder(errors))

@@ -13,7 +13,9 @@ from rich.table import Table
 
 from mobimart.settings import get_settings
 
-app = typer.Typer(help="Mobimart: mobile-first commerce and interactive marketing.", no_args_is_help=True)
+app = typer.Typer(
+    help="Mobimart: mobile-first commerce and interactive marketing.", no_args_is_help=True
+)
 console = Console()
 
 
@@ -99,7 +101,9 @@ def worker(workers: int = typer.Option(2, min=1, help="Worker threads")) -> None
 
 
 @app.command()
-def createadmin(phone: str = typer.Argument(..., help="Mobile number, e.g. +8613900139000")) -> None:
+def createadmin(
+    phone: str = typer.Argument(..., help="Mobile number, e.g. +8613900139000"),
+) -> None:
     """Make the owner of a mobile number a platform admin (creating the account if needed)."""
     from mobimart.accounts import service as accounts
     from mobimart.db import Database
@@ -119,7 +123,9 @@ def createadmin(phone: str = typer.Argument(..., help="Mobile number, e.g. +8613
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(2) from None
-    console.print(f"User {user_id} is a platform admin. They sign in with a code sent to the number.")
+    console.print(
+        f"User {user_id} is a platform admin. They sign in with a code sent to the number."
+    )
 
 
 @app.command("rotate-keys")

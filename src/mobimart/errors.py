@@ -11,9 +11,7 @@ PROBLEM_TYPE_BASE = "https://mobimart.dev/problems/"
 class DomainError(Exception):
     """A rule the caller broke. `code` is stable and machine-readable; `detail` is for people."""
 
-    def __init__(
-        self, code: str, detail: str, status: int = 400, **extra: Any
-    ) -> None:
+    def __init__(self, code: str, detail: str, status: int = 400, **extra: Any) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
@@ -46,9 +44,7 @@ class TooManyRequests(DomainError):
         super().__init__("rate_limited", detail, 429, retry_after=retry_after)
 
 
-def problem(
-    status: int, code: str, title: str, detail: str, **extra: Any
-) -> dict[str, Any]:
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
     return {
         "type": PROBLEM_TYPE_BASE + code,
         "title": title,

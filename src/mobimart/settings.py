@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Development defaults: they make the embedded demo work out of the box and are refused in
 # production (see _refuse_default_secrets).
-_DEV_SECRET = "dev-secret-change-me-0123456789abcdef"
+_DEV_SECRET = "dev-secret-change-me-0123456789abcdef"  # noqa: S105 (refused in production)
 _DEV_PII_KEYS = "k1:" + base64.urlsafe_b64encode(b"dev-pii-key-change-me-0123456789"[:32]).decode()
 _DEV_PII_HASH_KEY = "dev-pii-hash-key-change-me"
 
@@ -72,14 +72,11 @@ class Settings(BaseSettings):
             defaults = {
                 "MOBIMART_SECRET_KEY": self.secret_key.get_secret_value() == _DEV_SECRET,
                 "MOBIMART_PII_KEYS": self.pii_keys.get_secret_value() == _DEV_PII_KEYS,
-                "MOBIMART_PII_HASH_KEY": self.pii_hash_key.get_secret_value()
-                == _DEV_PII_HASH_KEY,
+                "MOBIMART_PII_HASH_KEY": self.pii_hash_key.get_secret_value() == _DEV_PII_HASH_KEY,
             }
             unset = [name for name, is_default in defaults.items() if is_default]
             if unset:
-                raise ValueError(
-                    "production mode refuses default secrets; set " + ", ".join(unset)
-                )
+                raise ValueError("production mode refuses default secrets; set " + ", ".join(unset))
         return self
 
 

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from typing import Annotated
 
 from mobimart.accounts import domain, privacy
 from mobimart.accounts import service as accounts
@@ -24,8 +23,8 @@ from mobimart.accounts.schemas import (
     UserOut,
 )
 from mobimart.errors import DomainError
-from mobimart.web.schemas import IdPath
 from mobimart.web.deps import CurrentUser, Session, api_token_id, client_ip
+from mobimart.web.schemas import IdPath
 
 router = APIRouter(tags=["accounts"])
 

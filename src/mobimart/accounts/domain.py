@@ -33,9 +33,7 @@ def normalize_phone(raw: str, region: str = "CN") -> str:
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:
-        raise DomainError(
-            "invalid_phone", "That is not a phone number.", 422
-        ) from None
+        raise DomainError("invalid_phone", "That is not a phone number.", 422) from None
     if not phonenumbers.is_valid_number(number):
         raise DomainError("invalid_phone", "That phone number does not exist.", 422)
     kind = phonenumbers.number_type(number)
@@ -69,7 +67,11 @@ def resident_id_check_char(first17: str) -> str:
 
 def validate_resident_id(raw: str, *, today: dt.date | None = None) -> str:
     value = raw.strip().upper()
-    if len(value) != 18 or not value[:17].isdigit() or not (value[17].isdigit() or value[17] == "X"):
+    if (
+        len(value) != 18
+        or not value[:17].isdigit()
+        or not (value[17].isdigit() or value[17] == "X")
+    ):
         raise DomainError(
             "invalid_id_number", "A resident ID number has 17 digits and a check digit or X.", 422
         )

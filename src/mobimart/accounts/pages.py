@@ -49,8 +49,14 @@ def _verify_page(
     return render(
         request,
         "accounts/verify.html",
-        {"phone": phone, "next": next, "tab": "me", "user": None,
-         "dev_outbox": _dev_outbox_enabled(), **ctx},
+        {
+            "phone": phone,
+            "next": next,
+            "tab": "me",
+            "user": None,
+            "dev_outbox": _dev_outbox_enabled(),
+            **ctx,
+        },
         status=status,
     )
 
@@ -196,7 +202,10 @@ async def update_profile(
     name = clean(display_name, 60)
     if not name:
         return await _me_with_error(
-            request, user, session, DomainError("invalid_name", "A display name cannot be blank.", 422)
+            request,
+            user,
+            session,
+            DomainError("invalid_name", "A display name cannot be blank.", 422),
         )
     user.display_name = name
     await session.commit()
@@ -240,7 +249,12 @@ async def set_password(
 
 @router.post("/me/real-name")
 async def real_name(
-    request: Request, user: PageUser, session: Session, name: Text, id_number: Text, csrf_token: Csrf
+    request: Request,
+    user: PageUser,
+    session: Session,
+    name: Text,
+    id_number: Text,
+    csrf_token: Csrf,
 ) -> Response:
     verify_csrf(request, csrf_token)
     try:
@@ -271,7 +285,9 @@ async def delete(
     verify_csrf(request, csrf_token)
     if confirm != "yes":
         return await _me_with_error(
-            request, user, session,
+            request,
+            user,
+            session,
             DomainError("confirm_required", "Tick the box to confirm the deletion.", 422),
         )
     await privacy.delete_account(session, user=user)

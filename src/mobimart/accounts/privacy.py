@@ -47,9 +47,7 @@ def realname_required(balance_minor: int) -> bool:
     return balance_minor > get_settings().realname_required_above_minor
 
 
-async def verify_real_name(
-    session: AsyncSession, *, user: User, name: str, id_number: str
-) -> User:
+async def verify_real_name(session: AsyncSession, *, user: User, name: str, id_number: str) -> User:
     name = " ".join(name.split())
     if not 2 <= len(name) <= 40:
         raise DomainError("invalid_name", "Give your full name as on your ID card.", 422)

@@ -5,8 +5,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from mobimart.web.schemas import InputModel
 from mobimart.accounts.domain import Channel
+from mobimart.web.schemas import InputModel
 
 
 class CodeRequest(InputModel):
@@ -46,7 +46,7 @@ class UserOut(BaseModel):
 
 class TokenOut(BaseModel):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (a scheme name, not a secret)
     expires_at: dt.datetime
     user: UserOut
 

@@ -65,7 +65,10 @@ async def request_code(session: AsyncSession, *, phone: str, ip: str) -> CodeSen
     last = await session.scalar(
         select(func.max(OtpCode.created_at)).where(OtpCode.phone_hash == p_hash)
     )
-    if last is not None and (wait := (last - now).total_seconds() + settings.otp_resend_seconds) > 0:
+    if (
+        last is not None
+        and (wait := (last - now).total_seconds() + settings.otp_resend_seconds) > 0
+    ):
         raise TooManyRequests(
             f"A code was just sent; wait {int(wait) + 1} s before asking again.", int(wait) + 1
         )
@@ -133,12 +136,10 @@ async def verify_code(session: AsyncSession, *, phone: str, code: str) -> User:
         OtpCode.attempts < settings.otp_max_attempts,
     )
     if not hmac.compare_digest(expected, otp.code_digest):
-        # Counted with a conditional update, so parallel guesses cannot exceed the limit.
-        await session.execute(
-            update(OtpCode).where(*usable).values(attempts=OtpCode.attempts + 1)
-        )
-        await session.commit()
         left = settings.otp_max_attempts - otp.attempts - 1
+        # Counted with a conditional update, so parallel guesses cannot exceed the limit.
+        await session.execute(update(OtpCode).where(*usable).values(attempts=OtpCode.attempts + 1))
+        await session.commit()
         if left <= 0:
             raise DomainError(
                 "code_locked", "Too many wrong tries: this code is locked; request a new one.", 400

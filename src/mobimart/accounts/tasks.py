@@ -27,6 +27,6 @@ async def purge_expired(database: Database) -> tuple[int, int]:
     return codes.rowcount, tokens.rowcount  # type: ignore[attr-defined]
 
 
-@huey.periodic_task(crontab(minute="17"))
+@huey.periodic_task(crontab(minute="17"))  # type: ignore[untyped-decorator]
 def purge_expired_task() -> tuple[int, int]:
     return run_with_db(purge_expired)

@@ -15,7 +15,11 @@ PAGE = 20
 
 
 async def _listing(
-    request: Request, session: Session, user: OptionalPageUser, *, cursor: str | None,
+    request: Request,
+    session: Session,
+    user: OptionalPageUser,
+    *,
+    cursor: str | None,
     shop: Shop | None = None,
 ) -> Response:
     rows = await catalog.published_products(
@@ -49,7 +53,10 @@ async def home(
 
 @router.get("/shops/{shop_id}")
 async def shop_page(
-    request: Request, shop_id: IdPath, session: Session, user: OptionalPageUser,
+    request: Request,
+    shop_id: IdPath,
+    session: Session,
+    user: OptionalPageUser,
     cursor: str | None = None,
 ) -> Response:
     shop = await catalog.open_shop(session, shop_id=shop_id)
@@ -63,5 +70,7 @@ async def product_page(
     product = await catalog.published_product(session, product_id=product_id)
     shop = await session.get(Shop, product.shop_id)
     return render(
-        request, "catalog/product.html", {"user": user, "tab": "home", "product": product, "shop": shop}
+        request,
+        "catalog/product.html",
+        {"user": user, "tab": "home", "product": product, "shop": shop},
     )

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.catalog import domain
@@ -64,8 +64,8 @@ async def merchant_products(
     return list(await session.scalars(stmt.limit(limit)))
 
 
-def _visible() -> tuple[object, ...]:
-    return (Product.status == ProductStatus.published, Merchant.status == KycStatus.approved)
+def _visible() -> list[ColumnElement[bool]]:
+    return [Product.status == ProductStatus.published, Merchant.status == KycStatus.approved]
 
 
 async def published_products(
@@ -74,7 +74,7 @@ async def published_products(
     stmt = (
         select(Product)
         .join(Merchant, Merchant.id == Product.merchant_id)
-        .where(*_visible())  # type: ignore[arg-type]
+        .where(*_visible())
         .order_by(Product.id.desc())
     )
     if shop_id is not None:
@@ -88,7 +88,7 @@ async def published_product(session: AsyncSession, *, product_id: int) -> Produc
     product = await session.scalar(
         select(Product)
         .join(Merchant, Merchant.id == Product.merchant_id)
-        .where(Product.id == product_id, *_visible())  # type: ignore[arg-type]
+        .where(Product.id == product_id, *_visible())
     )
     if product is None:
         raise NotFound("Product")

@@ -21,7 +21,7 @@ from mobimart.merchants import service as merchants
 from mobimart.merchants.domain import Decision, DocumentKind
 
 CATALOGUE = Path(__file__).with_name("catalogue.csv")
-DEMO_PASSWORD = "mobimart-demo"
+DEMO_PASSWORD = "mobimart-demo"  # noqa: S105 (printed for the demo; refused nowhere else)
 GBP_TO_CNY = 9  # a round rate keeps demo prices believable
 
 ADMIN_PHONE = "+8613900139000"
@@ -55,11 +55,15 @@ def tiny_png() -> bytes:
     """A 1×1 PNG, standing in for a scanned licence."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
     pixels = zlib.compress(b"\x00\xff\xff\xff")
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
 
 
 def _licence(n: int) -> str:
@@ -126,12 +130,19 @@ async def load(database: Database) -> DemoAccounts:
                 ),
             )
             await merchants.add_document(
-                session, merchant=merchant, user=owner, kind=DocumentKind.business_licence,
-                filename="licence.png", data=tiny_png(),
+                session,
+                merchant=merchant,
+                user=owner,
+                kind=DocumentKind.business_licence,
+                filename="licence.png",
+                data=tiny_png(),
             )
             await merchants.submit(session, merchant=merchant, user=owner)
             merchant = await merchants.decide(
-                session, merchant_id=merchant.id, admin=admin, decision=Decision.approve,
+                session,
+                merchant_id=merchant.id,
+                admin=admin,
+                decision=Decision.approve,
                 reason="Demo merchant",
             )
             for i, row in enumerate(products[n - 1 :: len(MERCHANTS)]):

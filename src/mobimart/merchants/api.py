@@ -21,9 +21,9 @@ from mobimart.merchants.schemas import (
     StaffOut,
 )
 from mobimart.settings import get_settings
-from mobimart.web.schemas import IdPath
 from mobimart.web.deps import Admin, CurrentUser, Session
 from mobimart.web.pagination import Page, PageParams, make_page, page_params
+from mobimart.web.schemas import IdPath
 
 router = APIRouter(tags=["merchants"])
 
@@ -98,7 +98,9 @@ async def apply(body: ApplicationIn, user: CurrentUser, session: Session) -> Mer
 
 @router.get("/merchants")
 async def my_merchants(user: CurrentUser, session: Session) -> list[MerchantOut]:
-    return [merchant_out(m, role) for m, role in await merchants.my_merchants(session, user_id=user.id)]
+    return [
+        merchant_out(m, role) for m, role in await merchants.my_merchants(session, user_id=user.id)
+    ]
 
 
 @router.get("/merchants/{merchant_id}")

@@ -61,7 +61,9 @@ def ensure_submittable(status: KycStatus, document_kinds: set[DocumentKind]) -> 
 def decide(status: KycStatus, decision: Decision, reason: str) -> KycStatus:
     """The status an admin's decision leads to; a refusal or a request must say why."""
     if status is not KycStatus.pending:
-        raise Conflict("not_pending", f"Only pending applications are decided; this one is {status.value}.")
+        raise Conflict(
+            "not_pending", f"Only pending applications are decided; this one is {status.value}."
+        )
     if decision is not Decision.approve and len(reason.strip()) < 5:
         raise DomainError(
             "reason_required", "Say why (at least 5 characters): the merchant will read it.", 422

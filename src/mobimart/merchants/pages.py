@@ -54,7 +54,9 @@ async def _read_upload(upload: UploadFile | None) -> bytes:
 async def console(request: Request, user: PageUser, session: Session) -> Response:
     memberships = await merchants.my_merchants(session, user_id=user.id)
     return render(
-        request, "merchants/console.html", {"user": user, "tab": "console", "memberships": memberships}
+        request,
+        "merchants/console.html",
+        {"user": user, "tab": "console", "memberships": memberships},
     )
 
 
@@ -94,8 +96,11 @@ async def apply(
         legal_rep_id_number=clean(legal_rep_id_number, 20),
         contact_phone=clean(contact_phone, 32),
     )
-    form = {"name": application.name, "licence_number": application.licence_number,
-            "legal_rep_name": application.legal_rep_name}
+    form = {
+        "name": application.name,
+        "licence_number": application.licence_number,
+        "legal_rep_name": application.legal_rep_name,
+    }
     try:
         merchant = await merchants.apply(session, user=user, application=application)
     except DomainError as exc:
@@ -103,13 +108,20 @@ async def apply(
     # The application exists from here on: an upload problem is reported on its own page,
     # where the merchant can upload again without retyping anything.
     try:
-        uploads = [(DocumentKind.business_licence, licence_file), (DocumentKind.id_front, id_front_file)]
+        uploads = [
+            (DocumentKind.business_licence, licence_file),
+            (DocumentKind.id_front, id_front_file),
+        ]
         for kind, upload in uploads:
             data = await _read_upload(upload)
             if data or kind is DocumentKind.business_licence:
                 await merchants.add_document(
-                    session, merchant=merchant, user=user, kind=kind,
-                    filename=clean(upload.filename or "", 120) if upload else "", data=data,
+                    session,
+                    merchant=merchant,
+                    user=user,
+                    kind=kind,
+                    filename=clean(upload.filename or "", 120) if upload else "",
+                    data=data,
                 )
         await merchants.submit(session, merchant=merchant, user=user)
     except DomainError as exc:
@@ -207,8 +219,12 @@ async def upload_document(
     merchant = await merchants.require_owner(session, merchant_id=merchant_id, user=user)
     try:
         await merchants.add_document(
-            session, merchant=merchant, user=user, kind=kind,
-            filename=clean(file.filename or "", 120), data=await _read_upload(file),
+            session,
+            merchant=merchant,
+            user=user,
+            kind=kind,
+            filename=clean(file.filename or "", 120),
+            data=await _read_upload(file),
         )
     except DomainError as exc:
         return await _merchant_page(
@@ -293,14 +309,24 @@ async def review_queue(
     return render(
         request,
         "merchants/review_queue.html",
-        {"user": admin, "tab": "admin", "status": status.value,
-         "merchants": rows[:QUEUE_PAGE], "next_cursor": next_cursor},
+        {
+            "user": admin,
+            "tab": "admin",
+            "status": status.value,
+            "merchants": rows[:QUEUE_PAGE],
+            "next_cursor": next_cursor,
+        },
     )
 
 
 async def _review_page(
-    request: Request, session: AsyncSession, admin: User, merchant: Merchant,
-    *, status: int = 200, **ctx: object,
+    request: Request,
+    session: AsyncSession,
+    admin: User,
+    merchant: Merchant,
+    *,
+    status: int = 200,
+    **ctx: object,
 ) -> Response:
     return render(
         request,
@@ -333,7 +359,9 @@ async def review_document(
         session, merchant_id=merchant_id, document_id=document_id
     )
     # Served inline for the reviewer's eyes, never cached by a shared proxy.
-    return Response(data, media_type=doc.content_type, headers={"Cache-Control": "private, no-store"})
+    return Response(
+        data, media_type=doc.content_type, headers={"Cache-Control": "private, no-store"}
+    )
 
 
 @router.post("/admin/kyc/{merchant_id}/decision")
@@ -349,7 +377,10 @@ async def decide(
     verify_csrf(request, csrf_token)
     try:
         await merchants.decide(
-            session, merchant_id=merchant_id, admin=admin, decision=decision,
+            session,
+            merchant_id=merchant_id,
+            admin=admin,
+            decision=decision,
             reason=clean(reason, 1000),
         )
     except DomainError as exc:

@@ -4,9 +4,9 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
-from mobimart.web.schemas import InputModel
 from mobimart.accounts.domain import MemberRole
 from mobimart.merchants.domain import Decision, DocumentKind, KycStatus
+from mobimart.web.schemas import InputModel
 
 
 class ApplicationIn(InputModel):

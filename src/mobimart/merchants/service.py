@@ -43,9 +43,7 @@ class Application:
         if not 2 <= len(name) <= 80:
             raise DomainError("invalid_name", "A shop name has 2 to 80 characters.", 422)
         if not 2 <= len(rep) <= 40:
-            raise DomainError(
-                "invalid_name", "Give the legal representative's full name.", 422
-            )
+            raise DomainError("invalid_name", "Give the legal representative's full name.", 422)
         return Application(
             name=name,
             licence_number=accounts_domain.validate_uscc(self.licence_number),
@@ -110,7 +108,7 @@ async def my_merchants(session: AsyncSession, *, user_id: int) -> list[tuple[Mer
         .where(MerchantMember.user_id == user_id)
         .order_by(Merchant.id)
     )
-    return [(m, role) for m, role in rows.tuples()]
+    return [(m, role) for m, role in rows]
 
 
 async def get(session: AsyncSession, *, merchant_id: int) -> Merchant:
@@ -138,8 +136,12 @@ async def apply(session: AsyncSession, *, user: User, application: Application) 
     await session.flush()
     session.add(MerchantMember(merchant_id=merchant.id, user_id=user.id, role=MemberRole.owner))
     audit.record(
-        session, actor_id=user.id, action="kyc.created", subject_type="merchant",
-        subject_id=merchant.id, merchant_id=merchant.id,
+        session,
+        actor_id=user.id,
+        action="kyc.created",
+        subject_type="merchant",
+        subject_id=merchant.id,
+        merchant_id=merchant.id,
     )
     await session.commit()
     return merchant
@@ -151,8 +153,12 @@ async def update_application(
     domain.ensure_editable(KycStatus(merchant.status))
     _apply_fields(merchant, application.validated())
     audit.record(
-        session, actor_id=user.id, action="kyc.updated", subject_type="merchant",
-        subject_id=merchant.id, merchant_id=merchant.id,
+        session,
+        actor_id=user.id,
+        action="kyc.updated",
+        subject_type="merchant",
+        subject_id=merchant.id,
+        merchant_id=merchant.id,
     )
     await session.commit()
     return merchant
@@ -214,8 +220,12 @@ async def submit(session: AsyncSession, *, merchant: Merchant, user: User) -> Me
     merchant.status = KycStatus.pending
     merchant.submitted_at = utcnow()
     audit.record(
-        session, actor_id=user.id, action="kyc.submitted", subject_type="merchant",
-        subject_id=merchant.id, merchant_id=merchant.id,
+        session,
+        actor_id=user.id,
+        action="kyc.submitted",
+        subject_type="merchant",
+        subject_id=merchant.id,
+        merchant_id=merchant.id,
     )
     await session.commit()
     return merchant
@@ -251,8 +261,13 @@ async def decide(
         await session.rollback()
         raise Conflict("not_pending", "Another reviewer decided this application first.")
     audit.record(
-        session, actor_id=admin.id, action=f"kyc.{decision.value}", subject_type="merchant",
-        subject_id=merchant_id, merchant_id=merchant_id, reason=reason.strip(),
+        session,
+        actor_id=admin.id,
+        action=f"kyc.{decision.value}",
+        subject_type="merchant",
+        subject_id=merchant_id,
+        merchant_id=merchant_id,
+        reason=reason.strip(),
     )
     await session.commit()
     await session.refresh(merchant)
@@ -269,7 +284,7 @@ async def staff(session: AsyncSession, *, merchant_id: int) -> list[tuple[Mercha
         .where(MerchantMember.merchant_id == merchant_id)
         .order_by(MerchantMember.id)
     )
-    return [(m, u) for m, u in rows.tuples()]
+    return [(m, u) for m, u in rows]
 
 
 async def add_staff(
@@ -289,8 +304,12 @@ async def add_staff(
     session.add(member)
     await session.flush()
     audit.record(
-        session, actor_id=actor.id, action="staff.added", subject_type="user",
-        subject_id=user.id, merchant_id=merchant.id,
+        session,
+        actor_id=actor.id,
+        action="staff.added",
+        subject_type="user",
+        subject_id=user.id,
+        merchant_id=merchant.id,
     )
     await session.commit()
     return member, user
@@ -306,8 +325,12 @@ async def remove_staff(
         raise Conflict("owner_stays", "The owner cannot be removed.")
     await session.delete(member)
     audit.record(
-        session, actor_id=actor.id, action="staff.removed", subject_type="user",
-        subject_id=member.user_id, merchant_id=merchant.id,
+        session,
+        actor_id=actor.id,
+        action="staff.removed",
+        subject_type="user",
+        subject_id=member.user_id,
+        merchant_id=merchant.id,
     )
     await session.commit()
 

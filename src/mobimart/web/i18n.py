@@ -16,9 +16,8 @@ LOCALES = {"en": "English", "zh_Hans": "简体中文"}
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 LANG_COOKIE = "mm_lang"
 
-_current: ContextVar[gettext.NullTranslations] = ContextVar(
-    "translations", default=gettext.NullTranslations()
-)
+_NULL = gettext.NullTranslations()
+_current: ContextVar[gettext.NullTranslations | None] = ContextVar("translations", default=None)
 
 
 @lru_cache
@@ -52,8 +51,8 @@ def activate(locale: str) -> None:
 
 
 def gettext_(message: str) -> str:
-    return _current.get().gettext(message)
+    return (_current.get() or _NULL).gettext(message)
 
 
 def ngettext_(singular: str, plural: str, n: int) -> str:
-    return _current.get().ngettext(singular, plural, n)
+    return (_current.get() or _NULL).ngettext(singular, plural, n)

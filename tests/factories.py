@@ -1,0 +1,55 @@
+"""Builders for test data through the real services."""
+
+from __future__ import annotations
+
+from mobimart.accounts import domain as accounts_domain
+from mobimart.accounts.models import User
+from mobimart.db import Database
+from mobimart.merchants import service as merchants
+from mobimart.merchants.domain import Decision, DocumentKind
+from mobimart.merchants.models import Merchant
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def licence(n: int = 1) -> str:
+    first17 = f"91310000MA1FL{n:04d}"
+    return first17 + accounts_domain.uscc_check_char(first17)
+
+
+def resident_id(n: int = 1) -> str:
+    first17 = f"11010519800101{n % 1000:03d}"
+    return first17 + accounts_domain.resident_id_check_char(first17)
+
+
+def application(n: int = 1, contact: str = "+8613700000001") -> merchants.Application:
+    return merchants.Application(
+        name=f"Test shop {n}",
+        licence_number=licence(n),
+        legal_rep_name="李雷",
+        legal_rep_id_number=resident_id(n),
+        contact_phone=contact,
+    )
+
+
+async def merchant(
+    db: Database, owner: User, *, admin: User | None = None, status: str = "approved", n: int = 1
+) -> Merchant:
+    """A merchant owned by `owner`, taken as far as `status` (draft, pending or approved)."""
+    async with db.session() as s:
+        owner = await s.merge(owner)
+        m = await merchants.apply(s, user=owner, application=application(n))
+        if status == "draft":
+            return m
+        await merchants.add_document(
+            s, merchant=m, user=owner, kind=DocumentKind.business_licence, filename="l.png",
+            data=PNG,
+        )
+        await merchants.submit(s, merchant=m, user=owner)
+        if status == "pending":
+            return m
+        assert admin is not None
+        admin = await s.merge(admin)
+        return await merchants.decide(
+            s, merchant_id=m.id, admin=admin, decision=Decision.approve, reason=""
+        )

@@ -1,0 +1,146 @@
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.exc import DBAPIError
+
+from mobimart.audit.models import AuditEntry
+from mobimart.catalog import service as catalog
+from mobimart.db import Database
+from mobimart.errors import DomainError
+from mobimart.merchants import service as merchants
+from mobimart.merchants.domain import Decision, KycStatus
+from mobimart.merchants.models import Merchant
+from tests import factories
+
+
+async def test_application_validates_every_field(db: Database, make_user: Any) -> None:
+    owner = await make_user()
+    bad = [
+        ("licence_number", "91350100M000100Y44", "invalid_licence_number"),
+        ("legal_rep_id_number", "110105194912310021", "invalid_id_number"),
+        ("contact_phone", "12345", "invalid_phone"),
+        ("name", " x ", "invalid_name"),
+    ]
+    async with db.session() as s:
+        for field, value, code in bad:
+            app = factories.application()
+            with pytest.raises(DomainError) as err:
+                await merchants.apply(
+                    s, user=owner, application=merchants.Application(**{**app.__dict__, field: value})
+                )
+            assert err.value.code == code
+        assert (await s.scalars(select(Merchant))).first() is None
+
+
+async def test_full_review_cycle_with_request_for_more(db: Database, make_user: Any) -> None:
+    owner, admin = await make_user(), await make_user(admin=True)
+    merchant = await factories.merchant(db, owner, status="pending")
+    async with db.session() as s:
+        m = await merchants.decide(
+            s, merchant_id=merchant.id, admin=admin, decision=Decision.request_info,
+            reason="Licence photo is blurred",
+        )
+        assert m.status == KycStatus.needs_info and m.review_reason == "Licence photo is blurred"
+        await merchants.update_application(
+            s, merchant=m, user=owner, application=factories.application(2)
+        )
+        await merchants.submit(s, merchant=m, user=owner)
+        m = await merchants.decide(
+            s, merchant_id=m.id, admin=admin, decision=Decision.approve, reason=""
+        )
+        assert m.status == KycStatus.approved
+        actions = [e.action for e in await (s.scalars(select(AuditEntry).order_by(AuditEntry.id)))]
+    assert actions == [
+        "kyc.created", "kyc.submitted", "kyc.request_info", "kyc.updated", "kyc.submitted",
+        "kyc.approve",
+    ]
+
+
+async def test_two_admins_deciding_at_once_one_wins(db: Database, make_user: Any) -> None:
+    owner = await make_user()
+    admins = [await make_user(admin=True) for _ in range(2)]
+    merchant = await factories.merchant(db, owner, status="pending")
+
+    async def decide(admin: Any, decision: Decision) -> str:
+        async with db.session() as s:
+            try:
+                await merchants.decide(
+                    s, merchant_id=merchant.id, admin=admin, decision=decision, reason="enough said"
+                )
+                return "ok"
+            except DomainError as exc:
+                return exc.code
+
+    results = await asyncio.gather(
+        decide(admins[0], Decision.approve), decide(admins[1], Decision.reject)
+    )
+    assert sorted(results) == ["not_pending", "ok"]
+    async with db.session() as s:
+        decisions = list(
+            await s.scalars(select(AuditEntry.action).where(AuditEntry.action.like("kyc.%e%")))
+        )
+    assert len([a for a in decisions if a in ("kyc.approve", "kyc.reject")]) == 1
+
+
+async def test_only_approved_merchants_publish(db: Database, make_user: Any) -> None:
+    owner, admin = await make_user(), await make_user(admin=True)
+    pending = await factories.merchant(db, owner, status="pending", n=1)
+    approved = await factories.merchant(db, owner, admin=admin, n=2)
+    async with db.session() as s:
+        with pytest.raises(DomainError) as err:
+            await catalog.create_product(s, merchant=pending, name="Mug", price_minor=900, stock=1)
+        assert err.value.code == "merchant_not_approved"
+        product = await catalog.create_product(
+            s, merchant=approved, name="Mug", price_minor=900, stock=1, publish=True
+        )
+        visible = await catalog.published_products(s, before_id=None, limit=10)
+        assert [p.id for p in visible] == [product.id]
+
+
+async def test_audit_log_is_append_only_in_the_database(db: Database, make_user: Any) -> None:
+    owner = await make_user()
+    await factories.merchant(db, owner, status="draft")
+    for statement in (update(AuditEntry).values(reason="rewritten"), delete(AuditEntry)):
+        async with db.session() as s:
+            with pytest.raises(DBAPIError, match="append-only"):
+                await s.execute(statement)
+                await s.commit()
+    async with db.session() as s:
+        assert (await s.scalar(text("SELECT count(*) FROM audit_log"))) == 1
+
+
+async def test_personal_numbers_are_encrypted_in_the_table(db: Database, make_user: Any) -> None:
+    owner = await make_user()
+    merchant = await factories.merchant(db, owner, status="draft")
+    async with db.session() as s:
+        raw = (
+            await s.execute(
+                text("SELECT legal_rep_id_number, contact_phone FROM merchants WHERE id = :id"),
+                {"id": merchant.id},
+            )
+        ).one()
+        user_raw = await s.scalar(text("SELECT phone FROM users WHERE id = :id"), {"id": owner.id})
+    assert factories.resident_id(1) not in raw[0] and "13700000001" not in raw[1]
+    assert owner.phone[3:] not in user_raw
+    assert raw[0].startswith("t1:")
+
+
+async def test_staff_management(db: Database, make_user: Any) -> None:
+    owner, admin, clerk = await make_user(), await make_user(admin=True), await make_user()
+    merchant = await factories.merchant(db, owner, admin=admin)
+    async with db.session() as s:
+        member, user = await merchants.add_staff(s, merchant=merchant, actor=owner, phone=clerk.phone)
+        assert user.id == clerk.id and member.role == "staff"
+        with pytest.raises(DomainError) as err:
+            await merchants.add_staff(s, merchant=merchant, actor=owner, phone=clerk.phone)
+        assert err.value.code == "already_member"
+        with pytest.raises(DomainError) as err:
+            await merchants.add_staff(s, merchant=merchant, actor=owner, phone="+8613999990000")
+        assert err.value.status == 404
+        owner_member = (await merchants.staff(s, merchant_id=merchant.id))[0][0]
+        with pytest.raises(DomainError):
+            await merchants.remove_staff(s, merchant=merchant, actor=owner, member_id=owner_member.id)
+        await merchants.remove_staff(s, merchant=merchant, actor=owner, member_id=member.id)
+        assert len(await merchants.staff(s, merchant_id=merchant.id)) == 1

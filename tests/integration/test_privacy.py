@@ -1,0 +1,92 @@
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from mobimart.accounts import privacy
+from mobimart.accounts import service as accounts
+from mobimart.accounts.domain import Channel
+from mobimart.accounts.models import AuthToken, Consent, User
+from mobimart.db import Database
+from mobimart.errors import DomainError, Unauthorized
+from tests import factories
+
+
+async def test_consent_history_newest_wins(db: Database, make_user: Any) -> None:
+    user = await make_user()
+    async with db.session() as s:
+        assert not await privacy.has_consent(s, user_id=user.id, channel=Channel.sms)
+        await privacy.set_consent(s, user_id=user.id, channel=Channel.sms, granted=True, source="signup")
+        await privacy.set_consent(s, user_id=user.id, channel=Channel.push, granted=True, source="api")
+        await privacy.set_consent(s, user_id=user.id, channel=Channel.sms, granted=False, source="sms_stop")
+        current = await privacy.current_consents(s, user_id=user.id)
+        assert not await privacy.has_consent(s, user_id=user.id, channel=Channel.sms)
+        assert await privacy.has_consent(s, user_id=user.id, channel=Channel.push)
+        history = list(await s.scalars(select(Consent).where(Consent.user_id == user.id)))
+    assert current["sms"] is not None and current["sms"].source == "sms_stop"
+    assert current["in_app"] is None
+    assert len(history) == 3  # history kept, with source and time
+
+
+async def test_real_name_verification(db: Database, make_user: Any) -> None:
+    a, b = await make_user(), await make_user()
+    async with db.session() as s:
+        a = await s.merge(a)
+        with pytest.raises(DomainError) as err:
+            await privacy.verify_real_name(s, user=a, name="韩梅梅", id_number="110105194912310021")
+        assert err.value.code == "invalid_id_number"
+        await privacy.verify_real_name(s, user=a, name=" 韩  梅梅 ", id_number=factories.resident_id(7))
+        assert a.realname_verified_at is not None and a.real_name == "韩 梅梅"
+        b = await s.merge(b)
+        with pytest.raises(DomainError) as err:
+            await privacy.verify_real_name(s, user=b, name="Someone", id_number=factories.resident_id(7))
+        assert err.value.code == "id_number_in_use"
+
+
+def test_realname_threshold_setting() -> None:
+    assert not privacy.realname_required(100_000)
+    assert privacy.realname_required(100_001)
+
+
+async def test_export_contains_everything_about_the_person(db: Database, make_user: Any) -> None:
+    owner, admin = await make_user(name="Ann"), await make_user(admin=True)
+    await factories.merchant(db, owner, admin=admin)
+    async with db.session() as s:
+        user = await s.get(User, owner.id)
+        assert user is not None
+        await privacy.set_consent(s, user_id=user.id, channel=Channel.sms, granted=True, source="signup")
+        await accounts.issue_token(s, user=user, kind="api", label="phone")
+        data = await privacy.export_data(s, user=user)
+    json.dumps(data)  # serialisable as the download is
+    assert data["account"]["phone"] == owner.phone
+    assert data["consents"][0]["source"] == "signup"
+    assert data["sign_ins"][0]["label"] == "phone"
+    assert data["merchant_memberships"][0]["role"] == "owner"
+
+
+async def test_delete_erases_personal_data_and_signs_out(db: Database, make_user: Any) -> None:
+    user = await make_user(name="Bob")
+    async with db.session() as s:
+        fresh = await s.get(User, user.id)
+        assert fresh is not None
+        token, _ = await accounts.issue_token(s, user=fresh, kind="api")
+        await privacy.verify_real_name(s, user=fresh, name="Bob Li", id_number=factories.resident_id(9))
+        await privacy.set_consent(s, user_id=user.id, channel=Channel.sms, granted=True, source="x")
+        await privacy.delete_account(s, user=fresh)
+    async with db.session() as s:
+        row = (
+            await s.execute(
+                text("SELECT phone, phone_hash, real_name, id_number, display_name, deleted_at "
+                     "FROM users WHERE id = :id"),
+                {"id": user.id},
+            )
+        ).one()
+        assert row[:5] == (None, None, None, None, "") and row[5] is not None
+        assert (await s.scalars(select(Consent).where(Consent.user_id == user.id))).first() is None
+        with pytest.raises(Unauthorized):
+            await accounts.authenticate(s, token=token, kind="api")
+        revoked = await s.scalars(select(AuthToken.revoked_at).where(AuthToken.user_id == user.id))
+        assert all(revoked)
+        # The number is free again: signing up with it makes a new, empty account.
+        assert await accounts.find_user_by_phone(s, phone=user.phone) is None
