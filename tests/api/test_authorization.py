@@ -1,0 +1,215 @@
+"""Every API route against every kind of caller.
+
+A new route fails `test_every_route_is_in_the_matrix` until it is added to ACCESS with the
+roles that may call it. Denied means 401, 403 or 404 (404 when existence itself is private);
+allowed means anything else, including a 4xx for a rule unrelated to who is asking.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from mobimart.accounts import service as accounts
+from mobimart.accounts.models import User
+from mobimart.app import create_app
+from mobimart.catalog import service as catalog
+from mobimart.db import Database
+from mobimart.merchants import service as merchants
+from tests import factories
+
+ANON, CA, CB, MA_OWNER, MA_STAFF, MB_STAFF, ADMIN = (
+    "anonymous", "consumer_a", "consumer_b", "merchant_a_owner", "merchant_a_staff",
+    "merchant_b_staff", "admin",
+)
+ROLES = [ANON, CA, CB, MA_OWNER, MA_STAFF, MB_STAFF, ADMIN]
+SIGNED_IN = set(ROLES) - {ANON}
+EVERYONE = set(ROLES)
+MERCHANT_A = {MA_OWNER, MA_STAFF}
+DENIED = {401, 403, 404}
+
+
+@dataclass
+class World:
+    users: dict[str, User]
+    headers: dict[str, dict[str, str]]
+    ids: dict[str, int]
+    phones: list[str]
+
+
+Body = Callable[[World], dict[str, Any]]
+
+
+def none(_: World) -> dict[str, Any]:
+    return {}
+
+
+# (method, path) -> (roles allowed, request kwargs)
+ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
+    ("GET", "/api/v1/health"): (EVERYONE, none),
+    ("POST", "/api/v1/auth/otp"): (EVERYONE, lambda w: {"json": {"phone": "+8613111112222"}}),
+    ("POST", "/api/v1/auth/token"): (
+        EVERYONE, lambda w: {"json": {"phone": "+8613111113333", "code": "123456"}}),
+    ("POST", "/api/v1/auth/password-token"): (
+        EVERYONE, lambda w: {"json": {"phone": w.users[CA].phone, "password": "pass word 1"}}),
+    ("POST", "/api/v1/auth/revoke"): (SIGNED_IN, none),
+    ("GET", "/api/v1/me"): (SIGNED_IN, none),
+    ("PATCH", "/api/v1/me"): (SIGNED_IN, lambda w: {"json": {"display_name": "New"}}),
+    ("DELETE", "/api/v1/me"): (SIGNED_IN, none),
+    ("GET", "/api/v1/me/tokens"): (SIGNED_IN, none),
+    ("DELETE", "/api/v1/me/tokens/{token_id}"): ({CA}, none),
+    ("PUT", "/api/v1/me/password"): (SIGNED_IN, lambda w: {"json": {"password": "a new pw 22"}}),
+    ("GET", "/api/v1/me/consents"): (SIGNED_IN, none),
+    ("PUT", "/api/v1/me/consents/{channel}"): (SIGNED_IN, lambda w: {"json": {"granted": True}}),
+    ("GET", "/api/v1/me/real-name"): (SIGNED_IN, none),
+    ("POST", "/api/v1/me/real-name"): (
+        SIGNED_IN, lambda w: {"json": {"name": "韩梅梅", "id_number": factories.resident_id(55)}}),
+    ("GET", "/api/v1/me/export"): (SIGNED_IN, none),
+    ("POST", "/api/v1/merchants"): (
+        SIGNED_IN, lambda w: {"json": {**factories.application(9).__dict__}}),
+    ("GET", "/api/v1/merchants"): (SIGNED_IN, none),
+    ("GET", "/api/v1/merchants/{merchant_id}"): (MERCHANT_A, none),
+    ("PUT", "/api/v1/merchants/{merchant_id}/application"): (
+        {MA_OWNER}, lambda w: {"json": {**factories.application(8).__dict__}}),
+    ("POST", "/api/v1/merchants/{merchant_id}/documents"): (
+        {MA_OWNER},
+        lambda w: {"data": {"kind": "other"}, "files": {"file": ("x.png", factories.PNG)}}),
+    ("GET", "/api/v1/merchants/{merchant_id}/documents"): (MERCHANT_A, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/documents/{document_id}"): (MERCHANT_A, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/submit"): ({MA_OWNER}, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/staff"): (MERCHANT_A, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/staff"): (
+        {MA_OWNER}, lambda w: {"json": {"phone": w.users[CB].phone}}),
+    ("DELETE", "/api/v1/merchants/{merchant_id}/staff/{member_id}"): ({MA_OWNER}, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/products"): (MERCHANT_A, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/products"): (
+        MERCHANT_A, lambda w: {"json": {"name": "Teapot", "price_minor": 4900, "stock": 3}}),
+    ("GET", "/api/v1/products"): (EVERYONE, none),
+    ("GET", "/api/v1/products/{product_id}"): (EVERYONE, none),
+    ("GET", "/api/v1/shops"): (EVERYONE, none),
+    ("GET", "/api/v1/categories"): (EVERYONE, none),
+    ("GET", "/api/v1/admin/kyc"): ({ADMIN}, none),
+    ("GET", "/api/v1/admin/kyc/{merchant_id}"): ({ADMIN}, none),
+    ("GET", "/api/v1/admin/kyc/{merchant_id}/documents/{document_id}"): ({ADMIN}, none),
+    ("POST", "/api/v1/admin/kyc/{merchant_id}/decision"): (
+        {ADMIN}, lambda w: {"json": {"decision": "approve"}}),
+    ("GET", "/api/v1/admin/audit"): ({ADMIN}, none),
+}
+
+
+def api_routes() -> set[tuple[str, str]]:
+    """Read from the OpenAPI document: every API route is published there."""
+    paths = create_app().openapi()["paths"]
+    return {(method.upper(), path) for path, item in paths.items() for method in item}
+
+
+def test_every_route_is_in_the_matrix() -> None:
+    routes = api_routes()
+    assert routes - ACCESS.keys() == set(), "new routes: add them to ACCESS"
+    assert ACCESS.keys() - routes == set(), "ACCESS names routes that no longer exist"
+
+
+async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
+    users = {role: await make_user(admin=role == ADMIN, name=role) for role in ROLES[1:]}
+    owner_b = await make_user(name="owner_b")
+    a = await factories.merchant(db, users[MA_OWNER], admin=users[ADMIN], n=1)
+    b = await factories.merchant(db, owner_b, admin=users[ADMIN], n=2)
+    async with db.session() as s:
+        member_a, _ = await merchants.add_staff(
+            s, merchant=a, actor=users[MA_OWNER], phone=users[MA_STAFF].phone
+        )
+        await merchants.add_staff(s, merchant=b, actor=owner_b, phone=users[MB_STAFF].phone)
+        product = await catalog.create_product(
+            s, merchant=a, name="Cup", price_minor=1000, stock=5, publish=True
+        )
+        doc = (await merchants.documents(s, merchant_id=a.id))[0]
+        consumer_a = await s.get(User, users[CA].id)
+        assert consumer_a is not None
+        await accounts.set_password(s, user=consumer_a, password="pass word 1", current_password=None)
+        _, token_a = await accounts.issue_token(s, user=consumer_a, kind="api", label="other device")
+    headers = {ANON: {}} | {role: await auth_headers(user) for role, user in users.items()}
+    phones = [u.phone for u in [*users.values(), owner_b]] + ["+8613700000001"]
+    return World(
+        users=users,
+        headers=headers,
+        ids={
+            "merchant_id": a.id,
+            "document_id": doc.id,
+            "member_id": member_a.id,
+            "token_id": token_a.id,
+            "product_id": product.id,
+        },
+        phones=phones,
+    )
+
+
+def fill(path: str, world: World) -> str:
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return "sms" if name == "channel" else str(world.ids[name])
+
+    return re.sub(r"\{(\w+)\}", value, path)
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ACCESS))
+async def test_route_allows_exactly_its_roles(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any,
+    method: str, path: str,
+) -> None:
+    world = await build_world(db, make_user, auth_headers)
+    allowed, body = ACCESS[(method, path)]
+    url = fill(path, world)
+    # Denied callers go first: they must change nothing that an allowed caller then relies on.
+    for role in sorted(ROLES, key=lambda r: r in allowed):
+        response = await client.request(method, url, headers=world.headers[role], **body(world))
+        if role in allowed:
+            assert response.status_code not in DENIED, (role, response.status_code, response.text)
+            assert response.status_code < 500, response.text
+        else:
+            assert response.status_code in DENIED, (role, response.status_code, response.text)
+
+
+def _leaked_numbers(text: str, phones: list[str]) -> list[str]:
+    return [p for p in phones if p in text or p[3:] in text]
+
+
+async def test_merchant_views_never_show_a_full_phone_number(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    world = await build_world(db, make_user, auth_headers)
+    checked = 0
+    for (method, path), (allowed, _) in ACCESS.items():
+        if method != "GET" or "/merchants/{merchant_id}" not in path:
+            continue
+        for role in (MA_OWNER, MA_STAFF):
+            assert role in allowed
+            response = await client.get(fill(path, world), headers=world.headers[role])
+            assert response.status_code == 200
+            assert _leaked_numbers(response.text, world.phones) == []
+            checked += 1
+    assert checked >= 10
+    staff = (await client.get(
+        fill("/api/v1/merchants/{merchant_id}/staff", world), headers=world.headers[MA_OWNER]
+    )).json()
+    masked = {s["phone_masked"] for s in staff}
+    assert masked == {
+        f"{u.phone[3:6]}****{u.phone[-4:]}" for u in (world.users[MA_OWNER], world.users[MA_STAFF])
+    }
+
+
+async def test_consumer_cannot_touch_another_consumers_token(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    world = await build_world(db, make_user, auth_headers)
+    url = f"/api/v1/me/tokens/{world.ids['token_id']}"
+    assert (await client.delete(url, headers=world.headers[CB])).status_code == 404
+    tokens = (await client.get("/api/v1/me/tokens", headers=world.headers[CA])).json()
+    assert world.ids["token_id"] in {t["id"] for t in tokens}
+    mine_b = (await client.get("/api/v1/me/export", headers=world.headers[CB])).json()
+    assert mine_b["account"]["phone"] == world.users[CB].phone
+    assert world.users[CA].phone not in str(mine_b)
