@@ -141,10 +141,14 @@ def database_url(
         shutil.copyfile(sqlite_template, path)
         return f"sqlite+aiosqlite:///{path}"
     url: str = request.getfixturevalue("pg_url")
+    empty_pg(url)
+    return url
+
+
+def empty_pg(url: str) -> None:
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     # TRUNCATE skips row triggers, so the append-only audit log can be emptied between tests.
     run_in_thread(lambda: _pg_execute(url, f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    return url
 
 
 @pytest.fixture
