@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 ARGS ?=
 
-.PHONY: install system-deps run test lint check e2e clean
+.PHONY: install system-deps run test lint e2e i18n clean
 
 install: $(VENV)/.installed system-deps
 
@@ -52,3 +52,7 @@ bench-%: install
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+
+i18n: install
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k gettext_ -o src/mobimart/locale/messages.pot .
+	$(BIN)/pybabel update -i src/mobimart/locale/messages.pot -d src/mobimart/locale -l zh_Hans

@@ -1,0 +1,163 @@
+"""Pages over HTTP (the browser tests in tests/e2e cover the same flows in Chromium)."""
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from mobimart.db import Database
+from mobimart.web.deps import SESSION_COOKIE
+from tests import factories
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
+
+
+async def page_sign_in(client: httpx.AsyncClient, read_code: Any, phone: str) -> None:
+    form = await client.get("/signin")
+    token = csrf_of(form.text)
+    verify = await client.post("/signin", data={"phone": phone, "csrf_token": token, "next": "/me"})
+    assert verify.status_code == 200 and "Enter your code" in verify.text
+    done = await client.post(
+        "/signin/verify",
+        data={"phone": phone, "code": await read_code(phone), "csrf_token": token, "next": "/me"},
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/me"
+    assert SESSION_COOKIE in client.cookies
+
+
+async def test_sign_in_with_code_on_pages(
+    client: httpx.AsyncClient, read_code: Any, new_phone: Any
+) -> None:
+    phone = new_phone()
+    await page_sign_in(client, read_code, phone)
+    me = await client.get("/me")
+    assert me.status_code == 200
+    assert f"{phone[3:6]}****{phone[-4:]}" in me.text and phone[3:] not in me.text
+
+
+async def test_session_cookie_is_http_only(
+    client: httpx.AsyncClient, read_code: Any, new_phone: Any
+) -> None:
+    form = await client.get("/signin")
+    token = csrf_of(form.text)
+    phone = new_phone()
+    await client.post("/signin", data={"phone": phone, "csrf_token": token})
+    done = await client.post(
+        "/signin/verify", data={"phone": phone, "code": await read_code(phone), "csrf_token": token}
+    )
+    cookie = done.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+
+
+async def test_post_without_csrf_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient, db: Database, new_phone: Any
+) -> None:
+    response = await client.post("/signin", data={"phone": new_phone(), "csrf_token": "forged"})
+    assert response.status_code == 403 and "reload the page" in response.text
+    from sqlalchemy import func, select
+
+    from mobimart.infra.sms.models import SmsMessage
+
+    async with db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(SmsMessage)) == 0
+
+
+async def test_wrong_code_on_page_keeps_the_number(
+    client: httpx.AsyncClient, read_code: Any, new_phone: Any
+) -> None:
+    phone = new_phone()
+    token = csrf_of((await client.get("/signin")).text)
+    await client.post("/signin", data={"phone": phone, "csrf_token": token})
+    code = await read_code(phone)
+    response = await client.post(
+        "/signin/verify",
+        data={"phone": phone, "code": f"{(int(code) + 1) % 10**6:06d}", "csrf_token": token},
+    )
+    assert response.status_code == 400
+    assert "Wrong code; 4 tries left." in response.text
+    assert f'value="{phone}"' in response.text
+
+
+async def test_signed_out_visitor_is_sent_to_sign_in(client: httpx.AsyncClient) -> None:
+    response = await client.get("/console")
+    assert response.status_code == 303 and response.headers["location"] == "/signin?next=/console"
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example", "/\\evil.example"])
+async def test_next_cannot_redirect_off_site(
+    client: httpx.AsyncClient, read_code: Any, new_phone: Any, target: str
+) -> None:
+    phone = new_phone()
+    token = csrf_of((await client.get("/signin")).text)
+    await client.post("/signin", data={"phone": phone, "csrf_token": token})
+    done = await client.post(
+        "/signin/verify",
+        data={"phone": phone, "code": await read_code(phone), "csrf_token": token, "next": target},
+    )
+    assert done.headers["location"] == "/me"
+
+
+async def test_language_from_header_and_switch(client: httpx.AsyncClient) -> None:
+    zh = await client.get("/signin", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
+    assert "登录或注册" in zh.text and zh.headers["content-language"] == "zh-Hans"
+    en = await client.get("/signin", headers={"Accept-Language": "en-GB"})
+    assert "Sign in or sign up" in en.text
+    switched = await client.get("/lang/zh_Hans?next=/signin")
+    assert switched.status_code == 303 and switched.headers["location"] == "/signin"
+    assert "登录或注册" in (await client.get("/signin", headers={"Accept-Language": "en"})).text
+    assert (await client.get("/lang/fr")).status_code == 404
+
+
+async def test_pages_carry_security_headers(client: httpx.AsyncClient) -> None:
+    response = await client.get("/")
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_user_text_is_escaped(
+    client: httpx.AsyncClient, read_code: Any, new_phone: Any
+) -> None:
+    await page_sign_in(client, read_code, new_phone())
+    token = csrf_of((await client.get("/me")).text)
+    await client.post("/me/profile", data={"display_name": "<script>alert(1)</script>", "csrf_token": token})
+    page = (await client.get("/me")).text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+async def test_consent_switch_records_source(
+    client: httpx.AsyncClient, read_code: Any, new_phone: Any
+) -> None:
+    await page_sign_in(client, read_code, new_phone())
+    token = csrf_of((await client.get("/me")).text)
+    response = await client.post(
+        "/me/consents", data={"channel": "push", "granted": "1", "csrf_token": token}
+    )
+    assert response.status_code == 303
+    assert "me_page" in (await client.get("/me")).text
+
+
+async def test_console_masks_team_numbers_and_admin_pages_need_admin(
+    client: httpx.AsyncClient, db: Database, make_user: Any, read_code: Any
+) -> None:
+    owner_phone = "+8613512345678"
+    owner, admin, clerk = await make_user(phone=owner_phone), await make_user(admin=True), await make_user()
+    merchant = await factories.merchant(db, owner, admin=admin)
+    from mobimart.merchants import service as merchants
+
+    async with db.session() as s:
+        await merchants.add_staff(s, merchant=merchant, actor=owner, phone=clerk.phone)
+    await page_sign_in(client, read_code, owner_phone)
+    console = await client.get(f"/console/{merchant.id}")
+    assert console.status_code == 200
+    assert "135****5678" in console.text and "13512345678" not in console.text
+    assert clerk.phone[3:] not in console.text
+    assert "137****0001" in console.text  # the contact number, masked
+    assert (await client.get("/admin/kyc")).status_code == 403
+    assert (await client.get(f"/console/{merchant.id + 1}")).status_code == 404
