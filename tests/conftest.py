@@ -54,13 +54,13 @@ PG_ADMIN_URL = os.environ.get(
 _ = models
 
 
-def run_in_thread(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine to completion on its own loop, whatever loop the caller is in."""
+def call_in_thread(fn: Callable[[], T]) -> T:
+    """Call `fn` on a thread of its own: it may start an event loop whatever the caller runs."""
     box: dict[str, Any] = {}
 
     def target() -> None:
         try:
-            box["value"] = asyncio.run(factory())
+            box["value"] = fn()
         except BaseException as exc:  # re-raised in the caller
             box["error"] = exc
 
@@ -70,6 +70,11 @@ def run_in_thread(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     if "error" in box:
         raise box["error"]
     return box["value"]  # type: ignore[no-any-return]
+
+
+def run_in_thread(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion on its own loop, whatever loop the caller is in."""
+    return call_in_thread(lambda: asyncio.run(factory()))
 
 
 def absent(reason: str) -> None:
@@ -84,7 +89,7 @@ def absent(reason: str) -> None:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite") / "template.db"
-    upgrade(f"sqlite+aiosqlite:///{path}")
+    call_in_thread(lambda: upgrade(f"sqlite+aiosqlite:///{path}"))
     return path
 
 
@@ -127,15 +132,13 @@ def pg_url() -> Iterator[str]:
     name = f"mobimart_test_{uuid.uuid4().hex[:10]}"
     run_in_thread(lambda: _pg_execute(PG_ADMIN_URL, f'CREATE DATABASE "{name}"'))
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    upgrade(url)
+    call_in_thread(lambda: upgrade(url))
     yield url
     run_in_thread(lambda: _pg_execute(PG_ADMIN_URL, f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path
-) -> str:
+def database_url(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) -> str:
     if request.param == "sqlite":
         path = tmp_path / "db.sqlite"
         shutil.copyfile(sqlite_template, path)
@@ -199,7 +202,10 @@ def make_user(db: Database, new_phone: Callable[[], str]) -> Callable[..., Any]:
         phone = phone or new_phone()
         async with db.session() as session:
             user = User(
-                phone=phone, phone_hash=accounts.phone_hash(phone), display_name=name, is_admin=admin
+                phone=phone,
+                phone_hash=accounts.phone_hash(phone),
+                display_name=name,
+                is_admin=admin,
             )
             session.add(user)
             await session.commit()

@@ -42,7 +42,11 @@ async def merchant(
         if status == "draft":
             return m
         await merchants.add_document(
-            s, merchant=m, user=owner, kind=DocumentKind.business_licence, filename="l.png",
+            s,
+            merchant=m,
+            user=owner,
+            kind=DocumentKind.business_licence,
+            filename="l.png",
             data=PNG,
         )
         await merchants.submit(s, merchant=m, user=owner)

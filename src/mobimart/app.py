@@ -24,6 +24,7 @@ from mobimart.catalog import api as catalog_api
 from mobimart.catalog import pages as catalog_pages
 from mobimart.db import Database
 from mobimart.errors import PROBLEM_CONTENT_TYPE, DomainError, problem
+from mobimart.logs import quiet_url_loggers
 from mobimart.merchants import api as merchants_api
 from mobimart.merchants import pages as merchants_pages
 from mobimart.settings import Settings, get_settings
@@ -113,6 +114,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    quiet_url_loggers()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

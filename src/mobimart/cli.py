@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 
 import typer
@@ -20,9 +19,9 @@ console = Console()
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # httpx logs every request URL at INFO; SMS gateway URLs carry numbers and texts.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from mobimart.logs import configure
+
+    configure()
 
 
 @app.command()

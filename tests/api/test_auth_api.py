@@ -17,12 +17,18 @@ async def sign_in(
     return response.json()  # type: ignore[no-any-return]
 
 
-async def test_sign_up_by_code_then_me(client: httpx.AsyncClient, read_code: Any, new_phone: Any) -> None:
+async def test_sign_up_by_code_then_me(
+    client: httpx.AsyncClient, read_code: Any, new_phone: Any
+) -> None:
     phone = new_phone()
-    body = await sign_in(client, read_code, phone, typed=phone[3:6] + " " + phone[6:])  # national format accepted, E.164 stored
-    assert body["user"]["phone"] == phone and body["token_type"] == "bearer"
+    body = await sign_in(
+        client, read_code, phone, typed=phone[3:6] + " " + phone[6:]
+    )  # national format accepted, E.164 stored
+    assert body["user"]["phone"] == phone
+    assert body["token_type"] == "bearer"
     me = await client.get("/api/v1/me", headers={"Authorization": f"Bearer {body['access_token']}"})
-    assert me.status_code == 200 and me.json()["id"] == body["user"]["id"]
+    assert me.status_code == 200
+    assert me.json()["id"] == body["user"]["id"]
 
 
 async def test_wrong_code_is_a_problem_with_tries_left(
@@ -36,7 +42,8 @@ async def test_wrong_code_is_a_problem_with_tries_left(
     assert response.status_code == 400
     assert response.headers["content-type"] == PROBLEM
     problem = response.json()
-    assert problem["code"] == "wrong_code" and problem["tries_left"] == 4
+    assert problem["code"] == "wrong_code"
+    assert problem["tries_left"] == 4
     assert set(problem) >= {"type", "title", "status", "detail", "code"}
 
 
@@ -44,7 +51,8 @@ async def test_rate_limit_has_retry_after(client: httpx.AsyncClient, new_phone: 
     phone = new_phone()
     assert (await client.post("/api/v1/auth/otp", json={"phone": phone})).status_code == 202
     again = await client.post("/api/v1/auth/otp", json={"phone": phone})
-    assert again.status_code == 429 and int(again.headers["retry-after"]) > 0
+    assert again.status_code == 429
+    assert int(again.headers["retry-after"]) > 0
 
 
 async def test_token_revocation_and_listing(
@@ -59,20 +67,23 @@ async def test_token_revocation_and_listing(
     second = await sign_in(client, read_code, phone)
     h2 = {"Authorization": f"Bearer {second['access_token']}"}
     tokens = (await client.get("/api/v1/me/tokens", headers=h1)).json()
-    assert len(tokens) == 2 and sum(t["current"] for t in tokens) == 1
+    assert len(tokens) == 2
+    assert sum(t["current"] for t in tokens) == 1
     other = next(t for t in tokens if not t["current"])
     assert (await client.delete(f"/api/v1/me/tokens/{other['id']}", headers=h1)).status_code == 204
     assert (await client.get("/api/v1/me", headers=h2)).status_code == 401
     assert (await client.post("/api/v1/auth/revoke", headers=h1)).status_code == 204
     gone = await client.get("/api/v1/me", headers=h1)
-    assert gone.status_code == 401 and gone.headers["www-authenticate"] == "Bearer"
+    assert gone.status_code == 401
+    assert gone.headers["www-authenticate"] == "Bearer"
 
 
 async def test_password_token(client: httpx.AsyncClient, read_code: Any, new_phone: Any) -> None:
     phone = new_phone()
     h = {"Authorization": f"Bearer {(await sign_in(client, read_code, phone))['access_token']}"}
     weak = await client.put("/api/v1/me/password", headers=h, json={"password": "1234"})
-    assert weak.status_code == 422 and weak.json()["code"] == "weak_password"
+    assert weak.status_code == 422
+    assert weak.json()["code"] == "weak_password"
     ok = await client.put("/api/v1/me/password", headers=h, json={"password": "long enough pw"})
     assert ok.status_code == 204
     token = await client.post(
@@ -82,7 +93,8 @@ async def test_password_token(client: httpx.AsyncClient, read_code: Any, new_pho
     bad = await client.post(
         "/api/v1/auth/password-token", json={"phone": phone, "password": "not it at all"}
     )
-    assert bad.status_code == 401 and bad.json()["code"] == "wrong_credentials"
+    assert bad.status_code == 401
+    assert bad.json()["code"] == "wrong_credentials"
 
 
 async def test_marketing_consent_at_signup(
@@ -97,8 +109,13 @@ async def test_marketing_consent_at_signup(
         )
     ).json()
     h = {"Authorization": f"Bearer {body['access_token']}"}
-    consents = {c["channel"]: c for c in (await client.get("/api/v1/me/consents", headers=h)).json()}
-    assert consents["sms"]["granted"] and consents["sms"]["source"] == "signup"
-    assert not consents["push"]["granted"] and consents["push"]["recorded_at"] is None
+    consents = {
+        c["channel"]: c for c in (await client.get("/api/v1/me/consents", headers=h)).json()
+    }
+    assert consents["sms"]["granted"]
+    assert consents["sms"]["source"] == "signup"
+    assert not consents["push"]["granted"]
+    assert consents["push"]["recorded_at"] is None
     off = await client.put("/api/v1/me/consents/sms", headers=h, json={"granted": False})
-    assert off.status_code == 200 and off.json()["granted"] is False
+    assert off.status_code == 200
+    assert off.json()["granted"] is False

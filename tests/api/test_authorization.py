@@ -24,8 +24,13 @@ from mobimart.merchants import service as merchants
 from tests import factories
 
 ANON, CA, CB, MA_OWNER, MA_STAFF, MB_STAFF, ADMIN = (
-    "anonymous", "consumer_a", "consumer_b", "merchant_a_owner", "merchant_a_staff",
-    "merchant_b_staff", "admin",
+    "anonymous",
+    "consumer_a",
+    "consumer_b",
+    "merchant_a_owner",
+    "merchant_a_staff",
+    "merchant_b_staff",
+    "admin",
 )
 ROLES = [ANON, CA, CB, MA_OWNER, MA_STAFF, MB_STAFF, ADMIN]
 SIGNED_IN = set(ROLES) - {ANON}
@@ -54,9 +59,13 @@ ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
     ("GET", "/api/v1/health"): (EVERYONE, none),
     ("POST", "/api/v1/auth/otp"): (EVERYONE, lambda w: {"json": {"phone": "+8613111112222"}}),
     ("POST", "/api/v1/auth/token"): (
-        EVERYONE, lambda w: {"json": {"phone": "+8613111113333", "code": "123456"}}),
+        EVERYONE,
+        lambda w: {"json": {"phone": "+8613111113333", "code": "123456"}},
+    ),
     ("POST", "/api/v1/auth/password-token"): (
-        EVERYONE, lambda w: {"json": {"phone": w.users[CA].phone, "password": "pass word 1"}}),
+        EVERYONE,
+        lambda w: {"json": {"phone": w.users[CA].phone, "password": "pass word 1"}},
+    ),
     ("POST", "/api/v1/auth/revoke"): (SIGNED_IN, none),
     ("GET", "/api/v1/me"): (SIGNED_IN, none),
     ("PATCH", "/api/v1/me"): (SIGNED_IN, lambda w: {"json": {"display_name": "New"}}),
@@ -68,27 +77,38 @@ ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
     ("PUT", "/api/v1/me/consents/{channel}"): (SIGNED_IN, lambda w: {"json": {"granted": True}}),
     ("GET", "/api/v1/me/real-name"): (SIGNED_IN, none),
     ("POST", "/api/v1/me/real-name"): (
-        SIGNED_IN, lambda w: {"json": {"name": "韩梅梅", "id_number": factories.resident_id(55)}}),
+        SIGNED_IN,
+        lambda w: {"json": {"name": "韩梅梅", "id_number": factories.resident_id(55)}},
+    ),
     ("GET", "/api/v1/me/export"): (SIGNED_IN, none),
     ("POST", "/api/v1/merchants"): (
-        SIGNED_IN, lambda w: {"json": {**factories.application(9).__dict__}}),
+        SIGNED_IN,
+        lambda w: {"json": {**factories.application(9).__dict__}},
+    ),
     ("GET", "/api/v1/merchants"): (SIGNED_IN, none),
     ("GET", "/api/v1/merchants/{merchant_id}"): (MERCHANT_A, none),
     ("PUT", "/api/v1/merchants/{merchant_id}/application"): (
-        {MA_OWNER}, lambda w: {"json": {**factories.application(8).__dict__}}),
+        {MA_OWNER},
+        lambda w: {"json": {**factories.application(8).__dict__}},
+    ),
     ("POST", "/api/v1/merchants/{merchant_id}/documents"): (
         {MA_OWNER},
-        lambda w: {"data": {"kind": "other"}, "files": {"file": ("x.png", factories.PNG)}}),
+        lambda w: {"data": {"kind": "other"}, "files": {"file": ("x.png", factories.PNG)}},
+    ),
     ("GET", "/api/v1/merchants/{merchant_id}/documents"): (MERCHANT_A, none),
     ("GET", "/api/v1/merchants/{merchant_id}/documents/{document_id}"): (MERCHANT_A, none),
     ("POST", "/api/v1/merchants/{merchant_id}/submit"): ({MA_OWNER}, none),
     ("GET", "/api/v1/merchants/{merchant_id}/staff"): (MERCHANT_A, none),
     ("POST", "/api/v1/merchants/{merchant_id}/staff"): (
-        {MA_OWNER}, lambda w: {"json": {"phone": w.users[CB].phone}}),
+        {MA_OWNER},
+        lambda w: {"json": {"phone": w.users[CB].phone}},
+    ),
     ("DELETE", "/api/v1/merchants/{merchant_id}/staff/{member_id}"): ({MA_OWNER}, none),
     ("GET", "/api/v1/merchants/{merchant_id}/products"): (MERCHANT_A, none),
     ("POST", "/api/v1/merchants/{merchant_id}/products"): (
-        MERCHANT_A, lambda w: {"json": {"name": "Teapot", "price_minor": 4900, "stock": 3}}),
+        MERCHANT_A,
+        lambda w: {"json": {"name": "Teapot", "price_minor": 4900, "stock": 3}},
+    ),
     ("GET", "/api/v1/products"): (EVERYONE, none),
     ("GET", "/api/v1/products/{product_id}"): (EVERYONE, none),
     ("GET", "/api/v1/shops"): (EVERYONE, none),
@@ -97,7 +117,9 @@ ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
     ("GET", "/api/v1/admin/kyc/{merchant_id}"): ({ADMIN}, none),
     ("GET", "/api/v1/admin/kyc/{merchant_id}/documents/{document_id}"): ({ADMIN}, none),
     ("POST", "/api/v1/admin/kyc/{merchant_id}/decision"): (
-        {ADMIN}, lambda w: {"json": {"decision": "approve"}}),
+        {ADMIN},
+        lambda w: {"json": {"decision": "approve"}},
+    ),
     ("GET", "/api/v1/admin/audit"): ({ADMIN}, none),
 }
 
@@ -130,8 +152,12 @@ async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
         doc = (await merchants.documents(s, merchant_id=a.id))[0]
         consumer_a = await s.get(User, users[CA].id)
         assert consumer_a is not None
-        await accounts.set_password(s, user=consumer_a, password="pass word 1", current_password=None)
-        _, token_a = await accounts.issue_token(s, user=consumer_a, kind="api", label="other device")
+        await accounts.set_password(
+            s, user=consumer_a, password="pass word 1", current_password=None
+        )
+        _, token_a = await accounts.issue_token(
+            s, user=consumer_a, kind="api", label="other device"
+        )
     headers = {ANON: {}} | {role: await auth_headers(user) for role, user in users.items()}
     phones = [u.phone for u in [*users.values(), owner_b]] + ["+8613700000001"]
     return World(
@@ -158,8 +184,12 @@ def fill(path: str, world: World) -> str:
 
 @pytest.mark.parametrize(("method", "path"), sorted(ACCESS))
 async def test_route_allows_exactly_its_roles(
-    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any,
-    method: str, path: str,
+    client: httpx.AsyncClient,
+    db: Database,
+    make_user: Any,
+    auth_headers: Any,
+    method: str,
+    path: str,
 ) -> None:
     world = await build_world(db, make_user, auth_headers)
     allowed, body = ACCESS[(method, path)]
@@ -193,9 +223,11 @@ async def test_merchant_views_never_show_a_full_phone_number(
             assert _leaked_numbers(response.text, world.phones) == []
             checked += 1
     assert checked >= 10
-    staff = (await client.get(
-        fill("/api/v1/merchants/{merchant_id}/staff", world), headers=world.headers[MA_OWNER]
-    )).json()
+    staff = (
+        await client.get(
+            fill("/api/v1/merchants/{merchant_id}/staff", world), headers=world.headers[MA_OWNER]
+        )
+    ).json()
     masked = {s["phone_masked"] for s in staff}
     assert masked == {
         f"{u.phone[3:6]}****{u.phone[-4:]}" for u in (world.users[MA_OWNER], world.users[MA_STAFF])

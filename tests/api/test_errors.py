@@ -12,8 +12,20 @@ PROBLEM = "application/problem+json"
         ("GET", "/api/v1/nowhere", {}, 404, "not_found"),
         ("DELETE", "/api/v1/products", {}, 405, "method_not_allowed"),
         ("POST", "/api/v1/auth/otp", {"content": b"{not json"}, 422, "validation_error"),
-        ("POST", "/api/v1/auth/otp", {"json": {"phone": "1380013800\u0000"}}, 422, "validation_error"),
-        ("POST", "/api/v1/auth/otp", {"json": {"phone": "138", "extra": 1}}, 422, "validation_error"),
+        (
+            "POST",
+            "/api/v1/auth/otp",
+            {"json": {"phone": "1380013800\u0000"}},
+            422,
+            "validation_error",
+        ),
+        (
+            "POST",
+            "/api/v1/auth/otp",
+            {"json": {"phone": "138", "extra": 1}},
+            422,
+            "validation_error",
+        ),
         ("GET", "/api/v1/products?limit=0", {}, 422, "validation_error"),
         ("GET", "/api/v1/products?cursor=garbage", {}, 422, "invalid_cursor"),
         ("GET", "/api/v1/products/99999999999", {}, 422, "validation_error"),
@@ -29,8 +41,11 @@ async def test_problem_json(
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == PROBLEM
     body = response.json()
-    assert body["status"] == status and body["code"] == code
-    assert body["type"].endswith(code) and body["title"] and body["detail"]
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["type"].endswith(code)
+    assert body["title"]
+    assert body["detail"]
 
 
 async def test_405_keeps_allow_header(client: httpx.AsyncClient) -> None:
@@ -48,4 +63,5 @@ async def test_pages_get_a_readable_error_page(client: httpx.AsyncClient) -> Non
     response = await client.get("/products/424242")
     assert response.status_code == 404
     assert response.headers["content-type"].startswith("text/html")
-    assert "Not found" in response.text and "Back to the home page" in response.text
+    assert "Not found" in response.text
+    assert "Back to the home page" in response.text

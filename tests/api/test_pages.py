@@ -21,12 +21,14 @@ async def page_sign_in(client: httpx.AsyncClient, read_code: Any, phone: str) ->
     form = await client.get("/signin")
     token = csrf_of(form.text)
     verify = await client.post("/signin", data={"phone": phone, "csrf_token": token, "next": "/me"})
-    assert verify.status_code == 200 and "Enter your code" in verify.text
+    assert verify.status_code == 200
+    assert "Enter your code" in verify.text
     done = await client.post(
         "/signin/verify",
         data={"phone": phone, "code": await read_code(phone), "csrf_token": token, "next": "/me"},
     )
-    assert done.status_code == 303 and done.headers["location"] == "/me"
+    assert done.status_code == 303
+    assert done.headers["location"] == "/me"
     assert SESSION_COOKIE in client.cookies
 
 
@@ -37,7 +39,8 @@ async def test_sign_in_with_code_on_pages(
     await page_sign_in(client, read_code, phone)
     me = await client.get("/me")
     assert me.status_code == 200
-    assert f"{phone[3:6]}****{phone[-4:]}" in me.text and phone[3:] not in me.text
+    assert f"{phone[3:6]}****{phone[-4:]}" in me.text
+    assert phone[3:] not in me.text
 
 
 async def test_session_cookie_is_http_only(
@@ -51,14 +54,16 @@ async def test_session_cookie_is_http_only(
         "/signin/verify", data={"phone": phone, "code": await read_code(phone), "csrf_token": token}
     )
     cookie = done.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "HttpOnly" in cookie
+    assert "SameSite=lax" in cookie
 
 
 async def test_post_without_csrf_is_refused_and_changes_nothing(
     client: httpx.AsyncClient, db: Database, new_phone: Any
 ) -> None:
     response = await client.post("/signin", data={"phone": new_phone(), "csrf_token": "forged"})
-    assert response.status_code == 403 and "reload the page" in response.text
+    assert response.status_code == 403
+    assert "reload the page" in response.text
     from sqlalchemy import func, select
 
     from mobimart.infra.sms.models import SmsMessage
@@ -85,7 +90,8 @@ async def test_wrong_code_on_page_keeps_the_number(
 
 async def test_signed_out_visitor_is_sent_to_sign_in(client: httpx.AsyncClient) -> None:
     response = await client.get("/console")
-    assert response.status_code == 303 and response.headers["location"] == "/signin?next=/console"
+    assert response.status_code == 303
+    assert response.headers["location"] == "/signin?next=/console"
 
 
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example", "/\\evil.example"])
@@ -104,11 +110,13 @@ async def test_next_cannot_redirect_off_site(
 
 async def test_language_from_header_and_switch(client: httpx.AsyncClient) -> None:
     zh = await client.get("/signin", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.5"})
-    assert "登录或注册" in zh.text and zh.headers["content-language"] == "zh-Hans"
+    assert "登录或注册" in zh.text
+    assert zh.headers["content-language"] == "zh-Hans"
     en = await client.get("/signin", headers={"Accept-Language": "en-GB"})
     assert "Sign in or sign up" in en.text
     switched = await client.get("/lang/zh_Hans?next=/signin")
-    assert switched.status_code == 303 and switched.headers["location"] == "/signin"
+    assert switched.status_code == 303
+    assert switched.headers["location"] == "/signin"
     assert "登录或注册" in (await client.get("/signin", headers={"Accept-Language": "en"})).text
     assert (await client.get("/lang/fr")).status_code == 404
 
@@ -116,7 +124,8 @@ async def test_language_from_header_and_switch(client: httpx.AsyncClient) -> Non
 async def test_pages_carry_security_headers(client: httpx.AsyncClient) -> None:
     response = await client.get("/")
     csp = response.headers["content-security-policy"]
-    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "script-src 'self'" in csp
+    assert "frame-ancestors 'none'" in csp
     assert response.headers["x-content-type-options"] == "nosniff"
 
 
@@ -125,7 +134,9 @@ async def test_user_text_is_escaped(
 ) -> None:
     await page_sign_in(client, read_code, new_phone())
     token = csrf_of((await client.get("/me")).text)
-    await client.post("/me/profile", data={"display_name": "<script>alert(1)</script>", "csrf_token": token})
+    await client.post(
+        "/me/profile", data={"display_name": "<script>alert(1)</script>", "csrf_token": token}
+    )
     page = (await client.get("/me")).text
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -147,7 +158,11 @@ async def test_console_masks_team_numbers_and_admin_pages_need_admin(
     client: httpx.AsyncClient, db: Database, make_user: Any, read_code: Any
 ) -> None:
     owner_phone = "+8613512345678"
-    owner, admin, clerk = await make_user(phone=owner_phone), await make_user(admin=True), await make_user()
+    owner, admin, clerk = (
+        await make_user(phone=owner_phone),
+        await make_user(admin=True),
+        await make_user(),
+    )
     merchant = await factories.merchant(db, owner, admin=admin)
     from mobimart.merchants import service as merchants
 
@@ -156,7 +171,8 @@ async def test_console_masks_team_numbers_and_admin_pages_need_admin(
     await page_sign_in(client, read_code, owner_phone)
     console = await client.get(f"/console/{merchant.id}")
     assert console.status_code == 200
-    assert "135****5678" in console.text and "13512345678" not in console.text
+    assert "135****5678" in console.text
+    assert "13512345678" not in console.text
     assert clerk.phone[3:] not in console.text
     assert "137****0001" in console.text  # the contact number, masked
     assert (await client.get("/admin/kyc")).status_code == 403

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 import schemathesis
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from mobimart.accounts import service as accounts
 from mobimart.accounts.models import User
@@ -47,7 +47,11 @@ def token_factory(fuzz_db_url: str) -> Callable[[bool], str]:
         database = Database(database_url, null_pool=True)
         try:
             async with database.session() as s:
-                owner = User(phone="+8613900000001", phone_hash=accounts.phone_hash("+8613900000001"), is_admin=True)
+                owner = User(
+                    phone="+8613900000001",
+                    phone_hash=accounts.phone_hash("+8613900000001"),
+                    is_admin=True,
+                )
                 s.add(owner)
                 await s.commit()
             merchant = await factories.merchant(database, owner, admin=owner)

@@ -4,12 +4,12 @@ Chromium driven by Playwright at a phone viewport."""
 from __future__ import annotations
 
 import os
-import shutil
+import re
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +70,11 @@ class Server:
 def mobimart(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mobimart", *args],
-        env=env, capture_output=True, text=True, check=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
     )
 
 
@@ -91,7 +95,9 @@ def start_server(var: Path, **extra_env: str) -> tuple[subprocess.Popen[bytes], 
     log = var / "server.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "mobimart", "serve", "--port", str(port)],
-        env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/", 60, proc)
@@ -107,30 +113,30 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
+async def browser() -> AsyncIterator[Any]:
     if not Path(CHROMIUM).exists():
         absent(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
+    from playwright.async_api import async_playwright
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
-        browser.close()
+        await browser.close()
 
 
 @pytest.fixture
-def phone_context(browser: Any, server: Server) -> Iterator[Any]:
+async def phone_context(browser: Any, server: Server) -> AsyncIterator[Any]:
     contexts: list[Any] = []
 
-    def make(locale: str = "en-US") -> Any:
-        context = browser.new_context(**PHONE, locale=locale, base_url=server.url)
+    async def make(locale: str = "en-US") -> Any:
+        context = await browser.new_context(**PHONE, locale=locale, base_url=server.url)
         context.set_default_timeout(15_000)
         contexts.append(context)
         return context
 
     yield make
     for context in contexts:
-        context.close()
+        await context.close()
 
 
 def screenshot_dir() -> Path:
@@ -139,17 +145,12 @@ def screenshot_dir() -> Path:
     return path
 
 
-def read_outbox_code(page: Any, phone_tail: str) -> str:
+async def read_outbox_code(page: Any, phone: str) -> str:
     """Open the development SMS outbox and read the newest code sent to the number."""
-    page.goto("/dev/outbox")
-    item = page.locator("#outbox li", has_text=phone_tail).first
-    text = item.locator(".text").inner_text()
-    import re
+    await page.goto("/dev/outbox")
+    item = page.locator("#outbox li", has_text=phone).first
+    text = await item.locator(".text").inner_text()
 
     found = re.search(r"\b(\d{6})\b", text)
     assert found, text
     return found.group(1)
-
-
-def which(name: str) -> str | None:
-    return shutil.which(name)

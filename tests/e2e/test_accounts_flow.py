@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from tests.e2e.conftest import Server, read_outbox_code, screenshot_dir
@@ -9,54 +11,59 @@ from tests.e2e.conftest import Server, read_outbox_code, screenshot_dir
 NEW_PHONE = "+8613612345001"
 
 
-def sign_in(page: Any, phone: str) -> None:
-    page.goto("/signin")
-    page.fill("#phone", phone)
-    page.click("text=Send code")
-    page.wait_for_selector("#code")
-    outbox = page.context.new_page()
-    code = read_outbox_code(outbox, phone)
-    outbox.close()
-    page.fill("#code", code)
-    page.click("form[action='/signin/verify'] button[type=submit]")
+async def sign_in(page: Any, phone: str) -> None:
+    await page.goto("/signin")
+    await page.fill("#phone", phone)
+    await page.click("text=Send code")
+    await page.wait_for_selector("#code")
+    outbox = await page.context.new_page()
+    code = await read_outbox_code(outbox, phone)
+    await outbox.close()
+    await page.fill("#code", code)
+    await page.click("form[action='/signin/verify'] button[type=submit]")
 
 
-def test_sign_up_reads_code_from_outbox_and_lands_on_me(phone_context: Any, server: Server) -> None:
-    page = phone_context().new_page()
-    sign_in(page, NEW_PHONE)
-    page.wait_for_url("**/me")
-    assert page.locator("dl.kv dd").first.inner_text() == "136****5001"
-    assert NEW_PHONE[3:] not in page.content()
-    # The shell fits a 360 px screen: nothing scrolls sideways.
-    assert page.evaluate("document.documentElement.scrollWidth") <= 360
-    assert page.locator("nav.tabbar a[aria-current=page]").inner_text().strip().endswith("Me")
-    page.screenshot(path=str(screenshot_dir() / "me.png"), full_page=True)
+async def no_sideways_scroll(page: Any) -> bool:
+    return await page.evaluate("document.documentElement.scrollWidth") <= 360  # type: ignore[no-any-return]
 
 
-def test_consent_switch_and_data_download(phone_context: Any, server: Server) -> None:
-    page = phone_context().new_page()
-    sign_in(page, "+8613612345002")
-    page.wait_for_url("**/me")
-    page.click("button[data-channel=sms]")
-    page.wait_for_url("**/me#consents")
-    assert page.locator("button[data-channel=sms]").get_attribute("data-on") == "1"
-    with page.expect_download() as info:
-        page.click("text=Download my data")
-    download = info.value
-    import json
-    from pathlib import Path
+async def test_sign_up_reads_code_from_outbox_and_lands_on_me(
+    phone_context: Any, server: Server
+) -> None:
+    page = await (await phone_context()).new_page()
+    await sign_in(page, NEW_PHONE)
+    await page.wait_for_url("**/me")
+    assert await page.locator("dl.kv dd").first.inner_text() == "136****5001"
+    assert NEW_PHONE[3:] not in await page.content()
+    assert await no_sideways_scroll(page)
+    tab = await page.locator("nav.tabbar a[aria-current=page]").inner_text()
+    assert tab.strip().endswith("Me")
+    await page.screenshot(path=str(screenshot_dir() / "me.png"), full_page=True)
 
-    data = json.loads(Path(download.path()).read_text())
+
+async def test_consent_switch_and_data_download(phone_context: Any, server: Server) -> None:
+    page = await (await phone_context()).new_page()
+    await sign_in(page, "+8613612345002")
+    await page.wait_for_url("**/me")
+    await page.click("button[data-channel=sms]")
+    await page.wait_for_url("**/me#consents")
+    assert await page.locator("button[data-channel=sms]").get_attribute("data-on") == "1"
+    async with page.expect_download() as info:
+        await page.click("text=Download my data")
+    download = await info.value
+    data = json.loads(Path(await download.path()).read_text())
     assert data["account"]["phone"] == "+8613612345002"
-    assert data["consents"][-1] == {**data["consents"][-1], "channel": "sms", "granted": True}
+    assert data["consents"][-1]["channel"] == "sms"
+    assert data["consents"][-1]["granted"] is True
 
 
-def test_home_lists_demo_products_in_chinese(phone_context: Any, server: Server) -> None:
-    page = phone_context(locale="zh-CN").new_page()
-    page.goto("/")
-    assert page.locator("#products .product").count() == 20
-    assert page.locator("nav.tabbar").inner_text().startswith("⌂\n首页")
-    assert page.evaluate("document.documentElement.scrollWidth") <= 360
-    page.screenshot(path=str(screenshot_dir() / "home-zh.png"))
-    page.click("text=更多")
-    assert page.locator("#products .product").count() == 20
+async def test_home_lists_demo_products_in_chinese(phone_context: Any, server: Server) -> None:
+    page = await (await phone_context(locale="zh-CN")).new_page()
+    await page.goto("/")
+    assert await page.locator("#products .product").count() == 20
+    assert (await page.locator("nav.tabbar").inner_text()).startswith("⌂\n首页")
+    assert await no_sideways_scroll(page)
+    await page.screenshot(path=str(screenshot_dir() / "home-zh.png"))
+    await page.click("text=更多")
+    await page.wait_for_url("**cursor=*")
+    assert await page.locator("#products .product").count() == 20

@@ -26,7 +26,8 @@ async def test_first_code_creates_the_account_once(
     async with db.session() as s:
         assert await s.scalar(select(func.count()).select_from(User)) == 1
         stored = await s.get(User, user.id)
-        assert stored is not None and stored.phone == phone
+        assert stored is not None
+        assert stored.phone == phone
 
 
 async def test_code_is_single_use(db: Database, new_phone: Any, read_code: Any) -> None:
@@ -102,7 +103,8 @@ async def test_resend_waits_and_hourly_limit_per_number(db: Database, new_phone:
         await accounts.request_code(s, phone=phone, ip="1.1.1.1")
         with pytest.raises(DomainError) as err:
             await accounts.request_code(s, phone=phone, ip="1.1.1.1")
-    assert err.value.status == 429 and err.value.extra["retry_after"] > 0
+    assert err.value.status == 429
+    assert err.value.extra["retry_after"] > 0
 
     get_settings().otp_resend_seconds = 0
     async with db.session() as s:
@@ -110,7 +112,8 @@ async def test_resend_waits_and_hourly_limit_per_number(db: Database, new_phone:
             await accounts.request_code(s, phone=phone, ip="1.1.1.1")
         with pytest.raises(DomainError) as err:
             await accounts.request_code(s, phone=phone, ip="1.1.1.1")
-    assert err.value.status == 429 and "number" in err.value.detail
+    assert err.value.status == 429
+    assert "number" in err.value.detail
 
 
 async def test_hourly_limit_per_ip(db: Database, new_phone: Any) -> None:
@@ -147,8 +150,11 @@ async def test_password_sign_in(db: Database, make_user: Any) -> None:
     async with db.session() as s:
         fresh = await s.get(User, user.id)
         assert fresh is not None
-        await accounts.set_password(s, user=fresh, password="a good passphrase", current_password=None)
-        assert fresh.password_hash and "a good passphrase" not in fresh.password_hash
+        await accounts.set_password(
+            s, user=fresh, password="a good passphrase", current_password=None
+        )
+        assert fresh.password_hash
+        assert "a good passphrase" not in fresh.password_hash
         signed = await accounts.password_sign_in(s, phone=user.phone, password="a good passphrase")
         assert signed.id == user.id
         for phone, password in [(user.phone, "wrong password"), ("+8613999999999", "whatever1")]:
@@ -156,5 +162,7 @@ async def test_password_sign_in(db: Database, make_user: Any) -> None:
                 await accounts.password_sign_in(s, phone=phone, password=password)
             assert err.value.code == "wrong_credentials"
         with pytest.raises(DomainError) as err:
-            await accounts.set_password(s, user=fresh, password="another one 2", current_password="nope")
+            await accounts.set_password(
+                s, user=fresh, password="another one 2", current_password="nope"
+            )
         assert err.value.code == "wrong_password"

@@ -17,14 +17,21 @@ async def test_consent_history_newest_wins(db: Database, make_user: Any) -> None
     user = await make_user()
     async with db.session() as s:
         assert not await privacy.has_consent(s, user_id=user.id, channel=Channel.sms)
-        await privacy.set_consent(s, user_id=user.id, channel=Channel.sms, granted=True, source="signup")
-        await privacy.set_consent(s, user_id=user.id, channel=Channel.push, granted=True, source="api")
-        await privacy.set_consent(s, user_id=user.id, channel=Channel.sms, granted=False, source="sms_stop")
+        await privacy.set_consent(
+            s, user_id=user.id, channel=Channel.sms, granted=True, source="signup"
+        )
+        await privacy.set_consent(
+            s, user_id=user.id, channel=Channel.push, granted=True, source="api"
+        )
+        await privacy.set_consent(
+            s, user_id=user.id, channel=Channel.sms, granted=False, source="sms_stop"
+        )
         current = await privacy.current_consents(s, user_id=user.id)
         assert not await privacy.has_consent(s, user_id=user.id, channel=Channel.sms)
         assert await privacy.has_consent(s, user_id=user.id, channel=Channel.push)
         history = list(await s.scalars(select(Consent).where(Consent.user_id == user.id)))
-    assert current["sms"] is not None and current["sms"].source == "sms_stop"
+    assert current["sms"] is not None
+    assert current["sms"].source == "sms_stop"
     assert current["in_app"] is None
     assert len(history) == 3  # history kept, with source and time
 
@@ -36,11 +43,16 @@ async def test_real_name_verification(db: Database, make_user: Any) -> None:
         with pytest.raises(DomainError) as err:
             await privacy.verify_real_name(s, user=a, name="韩梅梅", id_number="110105194912310021")
         assert err.value.code == "invalid_id_number"
-        await privacy.verify_real_name(s, user=a, name=" 韩  梅梅 ", id_number=factories.resident_id(7))
-        assert a.realname_verified_at is not None and a.real_name == "韩 梅梅"
+        await privacy.verify_real_name(
+            s, user=a, name=" 韩  梅梅 ", id_number=factories.resident_id(7)
+        )
+        assert a.realname_verified_at is not None
+        assert a.real_name == "韩 梅梅"
         b = await s.merge(b)
         with pytest.raises(DomainError) as err:
-            await privacy.verify_real_name(s, user=b, name="Someone", id_number=factories.resident_id(7))
+            await privacy.verify_real_name(
+                s, user=b, name="Someone", id_number=factories.resident_id(7)
+            )
         assert err.value.code == "id_number_in_use"
 
 
@@ -55,7 +67,9 @@ async def test_export_contains_everything_about_the_person(db: Database, make_us
     async with db.session() as s:
         user = await s.get(User, owner.id)
         assert user is not None
-        await privacy.set_consent(s, user_id=user.id, channel=Channel.sms, granted=True, source="signup")
+        await privacy.set_consent(
+            s, user_id=user.id, channel=Channel.sms, granted=True, source="signup"
+        )
         await accounts.issue_token(s, user=user, kind="api", label="phone")
         data = await privacy.export_data(s, user=user)
     json.dumps(data)  # serialisable as the download is
@@ -71,18 +85,23 @@ async def test_delete_erases_personal_data_and_signs_out(db: Database, make_user
         fresh = await s.get(User, user.id)
         assert fresh is not None
         token, _ = await accounts.issue_token(s, user=fresh, kind="api")
-        await privacy.verify_real_name(s, user=fresh, name="Bob Li", id_number=factories.resident_id(9))
+        await privacy.verify_real_name(
+            s, user=fresh, name="Bob Li", id_number=factories.resident_id(9)
+        )
         await privacy.set_consent(s, user_id=user.id, channel=Channel.sms, granted=True, source="x")
         await privacy.delete_account(s, user=fresh)
     async with db.session() as s:
         row = (
             await s.execute(
-                text("SELECT phone, phone_hash, real_name, id_number, display_name, deleted_at "
-                     "FROM users WHERE id = :id"),
+                text(
+                    "SELECT phone, phone_hash, real_name, id_number, display_name, deleted_at "
+                    "FROM users WHERE id = :id"
+                ),
                 {"id": user.id},
             )
         ).one()
-        assert row[:5] == (None, None, None, None, "") and row[5] is not None
+        assert row[:5] == (None, None, None, None, "")
+        assert row[5] is not None
         assert (await s.scalars(select(Consent).where(Consent.user_id == user.id))).first() is None
         with pytest.raises(Unauthorized):
             await accounts.authenticate(s, token=token, kind="api")

@@ -13,7 +13,9 @@ def test_cursor_roundtrip(n: int) -> None:
     assert decode_cursor(encode_cursor(n)) == n
 
 
-@pytest.mark.parametrize("bad", ["", "x", "eyJiZWZvcmUiOiAtMX0", "bnVsbA", "eyJiZWZvcmUiOiB0cnVlfQ"])
+@pytest.mark.parametrize(
+    "bad", ["", "x", "eyJiZWZvcmUiOiAtMX0", "bnVsbA", "eyJiZWZvcmUiOiB0cnVlfQ"]
+)
 def test_bad_cursors_are_a_clear_422(bad: str) -> None:
     with pytest.raises(DomainError) as err:
         decode_cursor(bad)
@@ -24,7 +26,8 @@ def test_make_page_sets_next_cursor_only_when_more_rows_exist() -> None:
     params = PageParams(before_id=None, limit=2)
     page = make_page([5, 4, 3], params, convert=str, key=lambda r: r)
     assert page.items == ["5", "4"]
-    assert page.next_cursor is not None and decode_cursor(page.next_cursor) == 4
+    assert page.next_cursor is not None
+    assert decode_cursor(page.next_cursor) == 4
     assert make_page([5, 4], params, convert=str, key=lambda r: r).next_cursor is None
 
 
