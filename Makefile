@@ -2,8 +2,9 @@
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-# Debian packages the tests drive for real: the browser and the SMS gateway with its fake SMSC.
-APT_PACKAGES := chromium kannel kannel-extras
+# Debian packages the tests and benchmarks drive for real: the browser, the SMS gateway with its
+# fake SMSC, and the HTTP load generator.
+APT_PACKAGES := chromium kannel kannel-extras wrk
 HOST ?= 127.0.0.1
 PORT ?= 8000
 ARGS ?=

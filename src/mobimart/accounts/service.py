@@ -213,15 +213,20 @@ async def issue_token(
 
 
 async def authenticate(session: AsyncSession, *, token: str, kind: str) -> tuple[User, AuthToken]:
-    row = await session.scalar(
-        select(AuthToken).where(AuthToken.token_hash == _token_hash(token), AuthToken.kind == kind)
-    )
-    if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
+    # One query for token and user: this runs on every authenticated request.
+    row = (
+        await session.execute(
+            select(User, AuthToken)
+            .join(AuthToken, AuthToken.user_id == User.id)
+            .where(AuthToken.token_hash == _token_hash(token), AuthToken.kind == kind)
+        )
+    ).first()
+    if row is None:
         raise Unauthorized("Your sign-in has expired or was revoked; sign in again.")
-    user = await session.get(User, row.user_id)
-    if user is None or user.deleted_at is not None:
-        raise Unauthorized()
-    return user, row
+    user, auth = row
+    if auth.revoked_at is not None or auth.expires_at <= utcnow() or user.deleted_at is not None:
+        raise Unauthorized("Your sign-in has expired or was revoked; sign in again.")
+    return user, auth
 
 
 async def list_tokens(session: AsyncSession, *, user_id: int) -> list[AuthToken]:
