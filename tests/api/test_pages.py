@@ -177,3 +177,41 @@ async def test_console_masks_team_numbers_and_admin_pages_need_admin(
     assert "137****0001" in console.text  # the contact number, masked
     assert (await client.get("/admin/kyc")).status_code == 403
     assert (await client.get(f"/console/{merchant.id + 1}")).status_code == 404
+
+
+async def test_console_action_errors_show_on_the_merchant_page(
+    client: httpx.AsyncClient, db: Database, make_user: Any, read_code: Any
+) -> None:
+    owner_phone = "+8613512340000"
+    owner = await make_user(phone=owner_phone)
+    merchant = await factories.merchant(db, owner, status="draft")
+    await page_sign_in(client, read_code, owner_phone)
+    token = csrf_of((await client.get(f"/console/{merchant.id}")).text)
+
+    submit = await client.post(f"/console/{merchant.id}/submit", data={"csrf_token": token})
+    assert submit.status_code == 422
+    assert "Upload these documents first" in submit.text
+
+    bad = await client.post(
+        f"/console/{merchant.id}/documents",
+        data={"csrf_token": token, "kind": "business_licence"},
+        files={"file": ("licence.gif", b"GIF89a" + b"\x00" * 10, "image/gif")},
+    )
+    assert bad.status_code == 415
+    assert "are accepted" in bad.text
+
+    unknown = await client.post(
+        f"/console/{merchant.id}/staff", data={"csrf_token": token, "phone": "+8613599990000"}
+    )
+    assert unknown.status_code == 404
+    assert "sign up first" in unknown.text
+
+    good = await client.post(
+        f"/console/{merchant.id}/documents",
+        data={"csrf_token": token, "kind": "business_licence"},
+        files={"file": ("licence.png", factories.PNG, "image/png")},
+    )
+    assert good.status_code == 303
+    done = await client.post(f"/console/{merchant.id}/submit", data={"csrf_token": token})
+    assert done.status_code == 303
+    assert done.headers["location"].endswith("notice=submitted")

@@ -150,7 +150,6 @@ async def verify_code(session: AsyncSession, *, phone: str, code: str) -> User:
         update(OtpCode).where(*usable, OtpCode.expires_at > now).values(consumed_at=now)
     )
     if consumed.rowcount != 1:  # type: ignore[attr-defined]
-        await session.rollback()
         raise DomainError("code_used", "This code was already used; request a new one.", 400)
 
     user = await session.scalar(select(User).where(User.phone_hash == p_hash))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -164,6 +165,27 @@ async def _merchant_page(
     )
 
 
+async def _console_action(
+    request: Request,
+    session: AsyncSession,
+    user: User,
+    merchant_id: int,
+    action: Awaitable[object],
+    notice: str,
+) -> Response:
+    """Run one console action; on a broken rule, show the merchant page with the message."""
+    try:
+        await action
+    except DomainError as exc:
+        # Whatever the action half-did is discarded; the rollback expires the signed-in user.
+        await session.rollback()
+        await session.refresh(user)
+        return await _merchant_page(
+            request, session, user, merchant_id, error=message_of(exc), status=exc.status
+        )
+    return see_other(f"/console/{merchant_id}", notice)
+
+
 @router.get("/console/{merchant_id}")
 async def merchant_page(
     request: Request, merchant_id: IdPath, user: PageUser, session: Session, notice: str = ""
@@ -193,16 +215,16 @@ async def update_application(
         legal_rep_id_number=clean(legal_rep_id_number, 20),
         contact_phone=clean(contact_phone, 32),
     )
-    try:
-        await merchants.update_application(
+    return await _console_action(
+        request,
+        session,
+        user,
+        merchant_id,
+        merchants.update_application(
             session, merchant=merchant, user=user, application=application
-        )
-    except DomainError as exc:
-        await session.rollback()
-        return await _merchant_page(
-            request, session, user, merchant_id, error=message_of(exc), status=exc.status
-        )
-    return see_other(f"/console/{merchant_id}", "saved")
+        ),
+        "saved",
+    )
 
 
 @router.post("/console/{merchant_id}/documents")
@@ -217,20 +239,22 @@ async def upload_document(
 ) -> Response:
     verify_csrf(request, csrf_token)
     merchant = await merchants.require_owner(session, merchant_id=merchant_id, user=user)
-    try:
-        await merchants.add_document(
+    data = await _read_upload(file)
+    return await _console_action(
+        request,
+        session,
+        user,
+        merchant_id,
+        merchants.add_document(
             session,
             merchant=merchant,
             user=user,
             kind=kind,
             filename=clean(file.filename or "", 120),
-            data=await _read_upload(file),
-        )
-    except DomainError as exc:
-        return await _merchant_page(
-            request, session, user, merchant_id, error=message_of(exc), status=exc.status
-        )
-    return see_other(f"/console/{merchant_id}", "uploaded")
+            data=data,
+        ),
+        "uploaded",
+    )
 
 
 @router.post("/console/{merchant_id}/submit")
@@ -239,13 +263,14 @@ async def submit(
 ) -> Response:
     verify_csrf(request, csrf_token)
     merchant = await merchants.require_owner(session, merchant_id=merchant_id, user=user)
-    try:
-        await merchants.submit(session, merchant=merchant, user=user)
-    except DomainError as exc:
-        return await _merchant_page(
-            request, session, user, merchant_id, error=message_of(exc), status=exc.status
-        )
-    return see_other(f"/console/{merchant_id}", "submitted")
+    return await _console_action(
+        request,
+        session,
+        user,
+        merchant_id,
+        merchants.submit(session, merchant=merchant, user=user),
+        "submitted",
+    )
 
 
 @router.post("/console/{merchant_id}/staff")
@@ -259,13 +284,14 @@ async def add_staff(
 ) -> Response:
     verify_csrf(request, csrf_token)
     merchant = await merchants.require_owner(session, merchant_id=merchant_id, user=user)
-    try:
-        await merchants.add_staff(session, merchant=merchant, actor=user, phone=clean(phone, 32))
-    except DomainError as exc:
-        return await _merchant_page(
-            request, session, user, merchant_id, error=message_of(exc), status=exc.status
-        )
-    return see_other(f"/console/{merchant_id}", "staff_added")
+    return await _console_action(
+        request,
+        session,
+        user,
+        merchant_id,
+        merchants.add_staff(session, merchant=merchant, actor=user, phone=clean(phone, 32)),
+        "staff_added",
+    )
 
 
 @router.post("/console/{merchant_id}/staff/{member_id}/remove")

@@ -66,6 +66,20 @@ def _apply_fields(merchant: Merchant, app: Application) -> None:
     merchant.contact_phone_hash = vault.lookup_hash(app.contact_phone)
 
 
+def _audit_kyc(
+    session: AsyncSession, *, actor: User, merchant_id: int, action: str, reason: str = ""
+) -> None:
+    audit.record(
+        session,
+        actor_id=actor.id,
+        action=f"kyc.{action}",
+        subject_type="merchant",
+        subject_id=merchant_id,
+        merchant_id=merchant_id,
+        reason=reason,
+    )
+
+
 # --- scope -------------------------------------------------------------------------------------
 
 
@@ -135,14 +149,7 @@ async def apply(session: AsyncSession, *, user: User, application: Application) 
     session.add(merchant)
     await session.flush()
     session.add(MerchantMember(merchant_id=merchant.id, user_id=user.id, role=MemberRole.owner))
-    audit.record(
-        session,
-        actor_id=user.id,
-        action="kyc.created",
-        subject_type="merchant",
-        subject_id=merchant.id,
-        merchant_id=merchant.id,
-    )
+    _audit_kyc(session, actor=user, merchant_id=merchant.id, action="created")
     await session.commit()
     return merchant
 
@@ -152,14 +159,7 @@ async def update_application(
 ) -> Merchant:
     domain.ensure_editable(KycStatus(merchant.status))
     _apply_fields(merchant, application.validated())
-    audit.record(
-        session,
-        actor_id=user.id,
-        action="kyc.updated",
-        subject_type="merchant",
-        subject_id=merchant.id,
-        merchant_id=merchant.id,
-    )
+    _audit_kyc(session, actor=user, merchant_id=merchant.id, action="updated")
     await session.commit()
     return merchant
 
@@ -219,14 +219,7 @@ async def submit(session: AsyncSession, *, merchant: Merchant, user: User) -> Me
     domain.ensure_submittable(KycStatus(merchant.status), kinds)
     merchant.status = KycStatus.pending
     merchant.submitted_at = utcnow()
-    audit.record(
-        session,
-        actor_id=user.id,
-        action="kyc.submitted",
-        subject_type="merchant",
-        subject_id=merchant.id,
-        merchant_id=merchant.id,
-    )
+    _audit_kyc(session, actor=user, merchant_id=merchant.id, action="submitted")
     await session.commit()
     return merchant
 
@@ -258,16 +251,10 @@ async def decide(
         .values(status=new_status, review_reason=reason.strip(), decided_at=now)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        await session.rollback()
+        # The update matched nothing, so nothing needs undoing: the caller's objects stay usable.
         raise Conflict("not_pending", "Another reviewer decided this application first.")
-    audit.record(
-        session,
-        actor_id=admin.id,
-        action=f"kyc.{decision.value}",
-        subject_type="merchant",
-        subject_id=merchant_id,
-        merchant_id=merchant_id,
-        reason=reason.strip(),
+    _audit_kyc(
+        session, actor=admin, merchant_id=merchant_id, action=decision.value, reason=reason.strip()
     )
     await session.commit()
     await session.refresh(merchant)
