@@ -215,3 +215,24 @@ async def test_console_action_errors_show_on_the_merchant_page(
     done = await client.post(f"/console/{merchant.id}/submit", data={"csrf_token": token})
     assert done.status_code == 303
     assert done.headers["location"].endswith("notice=submitted")
+
+
+async def test_review_queue_pages_through_every_application(
+    client: httpx.AsyncClient, db: Database, make_user: Any, read_code: Any
+) -> None:
+    admin_phone = "+8613512349999"
+    await make_user(admin=True, phone=admin_phone)
+    for n in range(21):
+        owner = await make_user()
+        await factories.merchant(db, owner, status="pending", n=n)
+    await page_sign_in(client, read_code, admin_phone)
+    first = await client.get("/admin/kyc")
+    names = re.findall(r'href="/admin/kyc/\d+">([^<]+)</a>', first.text)
+    more = re.search(r'href="(/admin/kyc\?status=pending&amp;cursor=[^"]+)"', first.text)
+    assert len(names) == 20
+    assert more
+    second = await client.get(more.group(1).replace("&amp;", "&"))
+    rest = re.findall(r'href="/admin/kyc/\d+">([^<]+)</a>', second.text)
+    assert len(rest) == 1
+    assert "cursor=" not in second.text
+    assert sorted(names + rest) == sorted(f"Test shop {n}" for n in range(21))

@@ -6,7 +6,7 @@ from fastapi.responses import Response
 from mobimart.catalog import service as catalog
 from mobimart.catalog.models import Shop
 from mobimart.web.deps import OptionalPageUser, Session
-from mobimart.web.pagination import decode_cursor, encode_cursor
+from mobimart.web.pagination import page_params, split_page
 from mobimart.web.schemas import IdPath
 from mobimart.web.templating import render
 
@@ -22,20 +22,19 @@ async def _listing(
     cursor: str | None,
     shop: Shop | None = None,
 ) -> Response:
+    params = page_params(cursor=cursor, limit=PAGE)
     rows = await catalog.published_products(
-        session,
-        before_id=decode_cursor(cursor) if cursor else None,
-        limit=PAGE + 1,
-        shop_id=shop.id if shop else None,
+        session, before_id=params.before_id, limit=params.fetch, shop_id=shop.id if shop else None
     )
+    products, next_cursor = split_page(rows, params, key=lambda p: p.id)
     return render(
         request,
         "catalog/home.html",
         {
             "user": user,
             "tab": "home",
-            "products": rows[:PAGE],
-            "next_cursor": encode_cursor(rows[PAGE - 1].id) if len(rows) > PAGE else None,
+            "products": products,
+            "next_cursor": next_cursor,
             "base_path": f"/shops/{shop.id}" if shop else "/",
             "categories": [] if shop else await catalog.categories(session),
             "shops": [] if shop else await catalog.open_shops(session),

@@ -19,7 +19,7 @@ from mobimart.settings import get_settings
 from mobimart.web.deps import PageAdmin, PageUser, Session
 from mobimart.web.forms import clean, message_of, see_other
 from mobimart.web.i18n import gettext_ as _
-from mobimart.web.pagination import decode_cursor, encode_cursor
+from mobimart.web.pagination import page_params, split_page
 from mobimart.web.schemas import IdPath
 from mobimart.web.templating import render, verify_csrf
 
@@ -325,13 +325,11 @@ async def review_queue(
     status: KycStatus = KycStatus.pending,
     cursor: str | None = None,
 ) -> Response:
+    params = page_params(cursor=cursor, limit=QUEUE_PAGE)
     rows = await merchants.review_queue(
-        session,
-        status=status,
-        before_id=decode_cursor(cursor) if cursor else None,
-        limit=QUEUE_PAGE + 1,
+        session, status=status, before_id=params.before_id, limit=params.fetch
     )
-    next_cursor = encode_cursor(rows[QUEUE_PAGE - 1].id) if len(rows) > QUEUE_PAGE else None
+    applications, next_cursor = split_page(rows, params, key=lambda m: m.id)
     return render(
         request,
         "merchants/review_queue.html",
@@ -339,7 +337,7 @@ async def review_queue(
             "user": admin,
             "tab": "admin",
             "status": status.value,
-            "merchants": rows[:QUEUE_PAGE],
+            "merchants": applications,
             "next_cursor": next_cursor,
         },
     )

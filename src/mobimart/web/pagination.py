@@ -56,12 +56,17 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None
 
 
+def split_page(
+    rows: Sequence[S], params: PageParams, key: Callable[[S], int]
+) -> tuple[list[S], str | None]:
+    """The page's rows and the cursor of the next page (None on the last)."""
+    items = list(rows[: params.limit])
+    more = len(rows) > params.limit
+    return items, encode_cursor(key(items[-1])) if more and items else None
+
+
 def make_page(
     rows: Sequence[S], params: PageParams, convert: Callable[[S], T], key: Callable[[S], int]
 ) -> Page[T]:
-    more = len(rows) > params.limit
-    rows = rows[: params.limit]
-    return Page[T](
-        items=[convert(row) for row in rows],
-        next_cursor=encode_cursor(key(rows[-1])) if more and rows else None,
-    )
+    items, next_cursor = split_page(rows, params, key)
+    return Page[T](items=[convert(row) for row in items], next_cursor=next_cursor)
