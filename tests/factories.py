@@ -57,3 +57,15 @@ async def merchant(
         return await merchants.decide(
             s, merchant_id=m.id, admin=admin, decision=Decision.approve, reason=""
         )
+
+
+async def add_staff(db: Database, merchant: Merchant, owner: User, person: User) -> int:
+    """Invite `person` and have them accept, as the console does; returns the member id."""
+    async with db.session() as s:
+        owner, person = await s.merge(owner), await s.merge(person)
+        invitation = await merchants.invite_staff(
+            s, merchant=merchant, actor=owner, phone=person.phone
+        )
+        await merchants.answer_invitation(s, user=person, invitation_id=invitation.id, accept=True)
+        members = await merchants.staff(s, merchant_id=merchant.id)
+    return next(m.id for m, u in members if u.id == person.id)

@@ -42,6 +42,10 @@ def demo() -> None:
     from mobimart.db import Database
     from mobimart.demo.load import load
 
+    if get_settings().is_production:
+        console.print("[red]Demo data has a known admin password; refused in production.[/red]")
+        raise typer.Exit(2)
+
     async def run() -> None:
         database = Database(get_settings().database_url)
         try:

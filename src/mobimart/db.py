@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -77,6 +78,19 @@ def create_engine(url: str, *, null_pool: bool = False) -> AsyncEngine:
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+@asynccontextmanager
+async def unique_or(session: AsyncSession, error: Exception) -> AsyncIterator[None]:
+    """Flush the block's writes in a SAVEPOINT; if a unique constraint refuses them, raise
+    `error` instead. The enclosing transaction and the caller's objects stay usable, which a
+    full rollback would not allow."""
+    try:
+        async with session.begin_nested():
+            yield
+            await session.flush()
+    except IntegrityError:
+        raise error from None
 
 
 class Database:

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     otp_resend_seconds: int = Field(60, ge=0)
     otp_per_phone_per_hour: int = Field(5, ge=1)
     otp_per_ip_per_hour: int = Field(30, ge=1)
+    password_tries_per_phone_per_hour: int = Field(10, ge=1)
+    password_tries_per_ip_per_hour: int = Field(50, ge=1)
     api_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
     session_ttl_seconds: int = Field(14 * 24 * 3600, ge=60)
 

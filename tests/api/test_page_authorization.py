@@ -40,10 +40,8 @@ async def world(db: Database, make_user: Any) -> dict[str, Any]:
     users = {role: await make_user(admin=role == "admin") for role in ROLES[1:]}
     a = await factories.merchant(db, users["owner_a"], admin=users["admin"], n=1)
     await factories.merchant(db, users["owner_b"], admin=users["admin"], n=2)
+    await factories.add_staff(db, a, users["owner_a"], users["staff_a"])
     async with db.session() as s:
-        await merchants.add_staff(
-            s, merchant=a, actor=users["owner_a"], phone=users["staff_a"].phone
-        )
         doc = (await merchants.documents(s, merchant_id=a.id))[0]
     cookies = {role: await _session_cookie(db, user) for role, user in users.items()}
     return {"cookies": cookies, "ids": {"a": a.id, "doc": doc.id}, "users": users}
@@ -73,7 +71,7 @@ async def test_owner_of_b_cannot_act_on_a(app: Any, world: dict[str, Any]) -> No
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t", cookies=cookies) as c:
         response = await c.post(
-            f"/console/{world['ids']['a']}/staff",
+            f"/console/{world['ids']['a']}/invitations",
             data={"phone": world["users"]["owner_b"].phone, "csrf_token": "x" * 43},
         )
     assert response.status_code == 404

@@ -164,10 +164,7 @@ async def test_console_masks_team_numbers_and_admin_pages_need_admin(
         await make_user(),
     )
     merchant = await factories.merchant(db, owner, admin=admin)
-    from mobimart.merchants import service as merchants
-
-    async with db.session() as s:
-        await merchants.add_staff(s, merchant=merchant, actor=owner, phone=clerk.phone)
+    await factories.add_staff(db, merchant, owner, clerk)
     await page_sign_in(client, read_code, owner_phone)
     console = await client.get(f"/console/{merchant.id}")
     assert console.status_code == 200
@@ -200,11 +197,20 @@ async def test_console_action_errors_show_on_the_merchant_page(
     assert bad.status_code == 415
     assert "are accepted" in bad.text
 
-    unknown = await client.post(
-        f"/console/{merchant.id}/staff", data={"csrf_token": token, "phone": "+8613599990000"}
+    invited = await client.post(
+        f"/console/{merchant.id}/invitations",
+        data={"csrf_token": token, "phone": "+8613599990000"},
     )
-    assert unknown.status_code == 404
-    assert "sign up first" in unknown.text
+    assert invited.status_code == 303
+    again = await client.post(
+        f"/console/{merchant.id}/invitations",
+        data={"csrf_token": token, "phone": "135 9999 0000"},
+    )
+    assert again.status_code == 409
+    assert "already invited" in again.text
+    page = (await client.get(f"/console/{merchant.id}")).text
+    assert "135****0000" in page
+    assert "13599990000" not in page
 
     good = await client.post(
         f"/console/{merchant.id}/documents",
@@ -236,3 +242,26 @@ async def test_review_queue_pages_through_every_application(
     assert len(rest) == 1
     assert "cursor=" not in second.text
     assert sorted(names + rest) == sorted(f"Test shop {n}" for n in range(21))
+
+
+async def test_invitee_accepts_on_the_console(
+    client: httpx.AsyncClient, db: Database, make_user: Any, read_code: Any
+) -> None:
+    owner, clerk_phone = await make_user(), "+8613512341111"
+    clerk = await make_user(phone=clerk_phone)
+    merchant = await factories.merchant(db, owner, status="draft")
+    from mobimart.merchants import service as merchants
+
+    async with db.session() as s:
+        await merchants.invite_staff(s, merchant=merchant, actor=owner, phone=clerk.phone)
+    await page_sign_in(client, read_code, clerk_phone)
+    console = await client.get("/console")
+    assert "Test shop 1 invites you to its team" in console.text
+    accept = re.search(r'action="(/console/invitations/\d+/accept)"', console.text)
+    assert accept
+    joined = await client.post(accept.group(1), data={"csrf_token": csrf_of(console.text)})
+    assert joined.status_code == 303
+    assert joined.headers["location"] == f"/console/{merchant.id}?notice=joined"
+    team = (await client.get(joined.headers["location"])).text
+    assert "You joined the team." in team
+    assert "Invite staff" not in team  # staff do not invite

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mobimart.accounts.domain import mask_phone
 from tests.conftest import absent
 
 CHROMIUM = os.environ.get("MOBIMART_CHROMIUM", "/usr/bin/chromium")
@@ -148,7 +149,7 @@ def screenshot_dir() -> Path:
 async def read_outbox_code(page: Any, phone: str) -> str:
     """Open the development SMS outbox and read the newest code sent to the number."""
     await page.goto("/dev/outbox")
-    item = page.locator("#outbox li", has_text=phone).first
+    item = page.locator("#outbox li", has_text=mask_phone(phone)).first
     text = await item.locator(".text").inner_text()
 
     found = re.search(r"\b(\d{6})\b", text)

@@ -155,14 +155,71 @@ async def test_password_sign_in(db: Database, make_user: Any) -> None:
         )
         assert fresh.password_hash
         assert "a good passphrase" not in fresh.password_hash
-        signed = await accounts.password_sign_in(s, phone=user.phone, password="a good passphrase")
+        signed = await accounts.password_sign_in(
+            s, phone=user.phone, password="a good passphrase", ip="1.1.1.1"
+        )
         assert signed.id == user.id
         for phone, password in [(user.phone, "wrong password"), ("+8613999999999", "whatever1")]:
             with pytest.raises(DomainError) as err:
-                await accounts.password_sign_in(s, phone=phone, password=password)
+                await accounts.password_sign_in(s, phone=phone, password=password, ip="1.1.1.1")
             assert err.value.code == "wrong_credentials"
         with pytest.raises(DomainError) as err:
             await accounts.set_password(
                 s, user=fresh, password="another one 2", current_password="nope"
             )
         assert err.value.code == "wrong_password"
+
+
+async def test_password_tries_are_limited_per_number(db: Database, make_user: Any) -> None:
+    get_settings().password_tries_per_phone_per_hour = 3
+    user = await make_user()
+    codes = []
+    for n in range(4):
+        async with db.session() as s:
+            try:
+                await accounts.password_sign_in(
+                    s, phone=user.phone, password=f"guess number {n}", ip=f"10.0.0.{n}"
+                )
+            except DomainError as exc:
+                codes.append(exc.code)
+    assert codes == ["wrong_credentials"] * 3 + ["rate_limited"]
+
+
+async def test_changing_the_password_signs_out_other_devices(db: Database, make_user: Any) -> None:
+    user = await make_user()
+    async with db.session() as s:
+        fresh = await s.get(User, user.id)
+        assert fresh is not None
+        this_token, this_row = await accounts.issue_token(s, user=fresh, kind="api")
+        other_token, _ = await accounts.issue_token(s, user=fresh, kind="session")
+        await accounts.set_password(
+            s,
+            user=fresh,
+            password="brand new pw 1",
+            current_password=None,
+            keep_token_id=this_row.id,
+        )
+        assert (await accounts.authenticate(s, token=this_token, kind="api"))[0].id == user.id
+        with pytest.raises(Unauthorized):
+            await accounts.authenticate(s, token=other_token, kind="session")
+
+
+async def test_parallel_code_requests_send_one_text(db: Database, new_phone: Any) -> None:
+    """The resend wait holds under a burst: the limiter's UPDATE is the check."""
+    from mobimart.infra.sms.models import SmsMessage
+
+    phone = new_phone()
+
+    async def ask(n: int) -> str:
+        async with db.session() as s:
+            try:
+                await accounts.request_code(s, phone=phone, ip=f"10.1.0.{n}")
+                return "sent"
+            except DomainError as exc:
+                return exc.code
+
+    results = await asyncio.gather(*(ask(n) for n in range(10)))
+    assert results.count("sent") == 1
+    assert set(results) == {"sent", "rate_limited"}
+    async with db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(SmsMessage)) == 1

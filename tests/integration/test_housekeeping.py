@@ -19,7 +19,6 @@ async def test_purge_removes_only_old_codes_and_long_dead_tokens(
             s.add(
                 OtpCode(
                     phone_hash="h",
-                    ip_hash="i",
                     code_digest="d",
                     created_at=now - age,
                     expires_at=now - age + dt.timedelta(minutes=5),
@@ -30,7 +29,7 @@ async def test_purge_removes_only_old_codes_and_long_dead_tokens(
         _, dead = await accounts.issue_token(s, user=user, kind="api")
         dead.expires_at = now - dt.timedelta(days=31)
         await s.commit()
-    assert await purge_expired(db) == (1, 1)
+    assert await purge_expired(db) == (1, 1, 0)
     async with db.session() as s:
         assert await s.scalar(select(func.count()).select_from(OtpCode)) == 1
         assert list(await s.scalars(select(AuthToken.id))) == [live.id]

@@ -10,7 +10,7 @@ from mobimart.catalog import service as catalog
 from mobimart.db import Database
 from mobimart.errors import DomainError
 from mobimart.merchants import service as merchants
-from mobimart.merchants.domain import Decision, KycStatus
+from mobimart.merchants.domain import Decision, DocumentKind, KycStatus
 from mobimart.merchants.models import Merchant
 from tests import factories
 
@@ -137,25 +137,116 @@ async def test_personal_numbers_are_encrypted_in_the_table(db: Database, make_us
     assert raw[0].startswith("t1:")
 
 
-async def test_staff_management(db: Database, make_user: Any) -> None:
-    owner, admin, clerk = await make_user(), await make_user(admin=True), await make_user()
+async def test_invitation_is_accepted_by_the_invitee_only(db: Database, make_user: Any) -> None:
+    owner, admin, clerk, other = (
+        await make_user(),
+        await make_user(admin=True),
+        await make_user(),
+        await make_user(),
+    )
     merchant = await factories.merchant(db, owner, admin=admin)
     async with db.session() as s:
-        member, user = await merchants.add_staff(
+        invitation = await merchants.invite_staff(
             s, merchant=merchant, actor=owner, phone=clerk.phone
         )
-        assert user.id == clerk.id
-        assert member.role == "staff"
+        # Inviting a number without an account answers the same: no way to look people up.
+        await merchants.invite_staff(s, merchant=merchant, actor=owner, phone="+8613999990000")
         with pytest.raises(DomainError) as err:
-            await merchants.add_staff(s, merchant=merchant, actor=owner, phone=clerk.phone)
-        assert err.value.code == "already_member"
+            await merchants.invite_staff(s, merchant=merchant, actor=owner, phone=clerk.phone)
+        assert err.value.code == "already_invited"
+        assert len(await merchants.staff(s, merchant_id=merchant.id)) == 1  # not yet a member
+
         with pytest.raises(DomainError) as err:
-            await merchants.add_staff(s, merchant=merchant, actor=owner, phone="+8613999990000")
+            await merchants.answer_invitation(
+                s, user=await s.merge(other), invitation_id=invitation.id, accept=True
+            )
         assert err.value.status == 404
-        owner_member = (await merchants.staff(s, merchant_id=merchant.id))[0][0]
+        assert [m.id for _, m in await merchants.my_invitations(s, user=clerk)] == [merchant.id]
+        joined = await merchants.answer_invitation(
+            s, user=await s.merge(clerk), invitation_id=invitation.id, accept=True
+        )
+        assert joined is not None
+        assert joined.id == merchant.id
+        team = await merchants.staff(s, merchant_id=merchant.id)
+        assert {(u.id, m.role) for m, u in team} == {(owner.id, "owner"), (clerk.id, "staff")}
+        with pytest.raises(DomainError) as err:
+            await merchants.invite_staff(s, merchant=merchant, actor=owner, phone=clerk.phone)
+        assert err.value.code == "already_member"
+
+        owner_member = next(m for m, u in team if u.id == owner.id)
         with pytest.raises(DomainError):
             await merchants.remove_staff(
                 s, merchant=merchant, actor=owner, member_id=owner_member.id
             )
-        await merchants.remove_staff(s, merchant=merchant, actor=owner, member_id=member.id)
+        clerk_member = next(m for m, u in team if u.id == clerk.id)
+        await merchants.remove_staff(s, merchant=merchant, actor=owner, member_id=clerk_member.id)
         assert len(await merchants.staff(s, merchant_id=merchant.id)) == 1
+
+
+async def test_two_answers_to_one_invitation_count_once(db: Database, make_user: Any) -> None:
+    owner, clerk = await make_user(), await make_user()
+    merchant = await factories.merchant(db, owner, status="draft")
+    async with db.session() as s:
+        invitation = await merchants.invite_staff(
+            s, merchant=merchant, actor=owner, phone=clerk.phone
+        )
+
+    async def answer(accept: bool) -> str:
+        async with db.session() as s:
+            try:
+                await merchants.answer_invitation(
+                    s, user=await s.merge(clerk), invitation_id=invitation.id, accept=accept
+                )
+                return "ok"
+            except DomainError as exc:
+                return exc.code
+
+    results = await asyncio.gather(answer(True), answer(False), answer(True))
+    assert sorted(results) == ["not_found", "not_found", "ok"]
+    async with db.session() as s:
+        assert len(await merchants.staff(s, merchant_id=merchant.id)) in (1, 2)
+        assert await merchants.invitations(s, merchant_id=merchant.id) == []
+
+
+async def test_changes_from_a_stale_view_are_refused_after_submission(
+    db: Database, make_user: Any
+) -> None:
+    """Two tabs: one loaded the draft, the other submitted it. The first may not change it."""
+    owner = await make_user()
+    merchant = await factories.merchant(db, owner, status="draft")
+    async with db.session() as first_tab:
+        stale = await merchants.get(first_tab, merchant_id=merchant.id)
+        assert stale.status == KycStatus.draft
+        async with db.session() as second_tab:
+            m = await merchants.get(second_tab, merchant_id=merchant.id)
+            await merchants.add_document(
+                second_tab,
+                merchant=m,
+                user=await second_tab.merge(owner),
+                kind=DocumentKind.business_licence,
+                filename="l.png",
+                data=factories.PNG,
+            )
+            await merchants.submit(second_tab, merchant=m, user=await second_tab.merge(owner))
+        actor = await first_tab.merge(owner)
+        for attempt in (
+            merchants.update_application(
+                first_tab, merchant=stale, user=actor, application=factories.application(5)
+            ),
+            merchants.add_document(
+                first_tab,
+                merchant=stale,
+                user=actor,
+                kind=DocumentKind.other,
+                filename="x.png",
+                data=factories.PNG,
+            ),
+            merchants.submit(first_tab, merchant=stale, user=actor),
+        ):
+            with pytest.raises(DomainError) as err:
+                await attempt
+            assert err.value.code == "application_locked"
+    async with db.session() as s:
+        final = await merchants.get(s, merchant_id=merchant.id)
+        assert (final.status, final.name) == (KycStatus.pending, "Test shop 1")
+        assert len(await merchants.documents(s, merchant_id=merchant.id)) == 1

@@ -76,7 +76,32 @@ async def test_export_contains_everything_about_the_person(db: Database, make_us
     assert data["account"]["phone"] == owner.phone
     assert data["consents"][0]["source"] == "signup"
     assert data["sign_ins"][0]["label"] == "phone"
-    assert data["merchant_memberships"][0]["role"] == "owner"
+    assert data["merchants"]["memberships"][0]["role"] == "owner"
+
+
+async def test_an_owner_cannot_delete_the_account_and_orphan_the_shop(
+    db: Database, make_user: Any
+) -> None:
+    owner, admin = await make_user(), await make_user(admin=True)
+    await factories.merchant(db, owner, admin=admin)
+    async with db.session() as s:
+        with pytest.raises(DomainError) as err:
+            await privacy.delete_account(s, user=await s.merge(owner))
+        assert err.value.code == "owner_of_merchant"
+        stored = await s.get(User, owner.id)
+        assert stored is not None
+        assert stored.phone == owner.phone
+
+
+async def test_deletion_erases_invitations_to_the_number(db: Database, make_user: Any) -> None:
+    from mobimart.merchants import service as merchants
+
+    owner, invitee = await make_user(), await make_user()
+    merchant = await factories.merchant(db, owner, status="draft")
+    async with db.session() as s:
+        await merchants.invite_staff(s, merchant=merchant, actor=owner, phone=invitee.phone)
+        await privacy.delete_account(s, user=await s.merge(invitee))
+        assert await merchants.invitations(s, merchant_id=merchant.id) == []
 
 
 async def test_delete_erases_personal_data_and_signs_out(db: Database, make_user: Any) -> None:

@@ -38,9 +38,9 @@ def test_approval_needs_no_reason() -> None:
 
 def test_submission_needs_the_licence() -> None:
     with pytest.raises(DomainError) as err:
-        domain.ensure_submittable(KycStatus.draft, {DocumentKind.id_front})
+        domain.ensure_documents({DocumentKind.id_front})
     assert "business_licence" in err.value.detail
-    domain.ensure_submittable(KycStatus.draft, {DocumentKind.business_licence})
+    domain.ensure_documents({DocumentKind.business_licence, DocumentKind.id_front})
 
 
 @pytest.mark.parametrize("status", [KycStatus.pending, KycStatus.approved])

@@ -6,11 +6,18 @@ from pydantic import ValidationError
 from mobimart.errors import DomainError
 from mobimart.settings import Settings
 from mobimart.web.pagination import PageParams, decode_cursor, encode_cursor, make_page
+from mobimart.web.schemas import MAX_ID
 
 
-@given(st.integers(min_value=1, max_value=2**40))
+@given(st.integers(min_value=1, max_value=MAX_ID))
 def test_cursor_roundtrip(n: int) -> None:
     assert decode_cursor(encode_cursor(n)) == n
+
+
+def test_cursor_beyond_any_id_is_refused() -> None:
+    # It would overflow the database's integer: a 422, never a 500.
+    with pytest.raises(DomainError):
+        decode_cursor(encode_cursor(MAX_ID + 1))
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from mobimart.accounts import domain, privacy
 from mobimart.accounts import service as accounts
@@ -22,8 +22,7 @@ from mobimart.accounts.schemas import (
     TokenOut,
     UserOut,
 )
-from mobimart.errors import DomainError
-from mobimart.web.deps import CurrentUser, Session, api_token_id, client_ip
+from mobimart.web.deps import CurrentToken, CurrentUser, Session, client_ip
 from mobimart.web.schemas import IdPath
 
 router = APIRouter(tags=["accounts"])
@@ -70,14 +69,16 @@ async def token_by_code(body: TokenByCode, session: Session) -> TokenOut:
 
 
 @router.post("/auth/password-token", status_code=201)
-async def token_by_password(body: TokenByPassword, session: Session) -> TokenOut:
-    user = await accounts.password_sign_in(session, phone=body.phone, password=body.password)
+async def token_by_password(body: TokenByPassword, request: Request, session: Session) -> TokenOut:
+    user = await accounts.password_sign_in(
+        session, phone=body.phone, password=body.password, ip=client_ip(request)
+    )
     return await _token_out(session, user, body.label)
 
 
 @router.get("/me/tokens")
 async def list_tokens(
-    user: CurrentUser, session: Session, token_id: Annotated[int, Depends(api_token_id)]
+    user: CurrentUser, current: CurrentToken, session: Session
 ) -> list[TokenInfo]:
     return [
         TokenInfo(
@@ -86,7 +87,7 @@ async def list_tokens(
             label=t.label,
             created_at=t.created_at,
             expires_at=t.expires_at,
-            current=t.id == token_id,
+            current=t.id == current.id,
         )
         for t in await accounts.list_tokens(session, user_id=user.id)
     ]
@@ -100,11 +101,9 @@ async def revoke_token(token_id: IdPath, user: CurrentUser, session: Session) ->
 
 
 @router.post("/auth/revoke", status_code=204)
-async def revoke_current(
-    user: CurrentUser, session: Session, token_id: Annotated[int, Depends(api_token_id)]
-) -> Response:
+async def revoke_current(user: CurrentUser, current: CurrentToken, session: Session) -> Response:
     """Sign out: revoke the token this request carries."""
-    await accounts.revoke_token(session, user_id=user.id, token_id=token_id)
+    await accounts.revoke_token(session, user_id=user.id, token_id=current.id)
     return Response(status_code=204)
 
 
@@ -115,17 +114,20 @@ async def me(user: CurrentUser) -> UserOut:
 
 @router.patch("/me")
 async def update_me(body: ProfileUpdate, user: CurrentUser, session: Session) -> UserOut:
-    user.display_name = " ".join(body.display_name.split())
-    if not user.display_name:
-        raise DomainError("invalid_name", "A display name cannot be blank.", 422)
-    await session.commit()
-    return user_out(user)
+    return user_out(await accounts.rename(session, user=user, display_name=body.display_name))
 
 
 @router.put("/me/password", status_code=204)
-async def set_password(body: PasswordChange, user: CurrentUser, session: Session) -> Response:
+async def set_password(
+    body: PasswordChange, user: CurrentUser, current: CurrentToken, session: Session
+) -> Response:
+    """Set or change your password; every other token and session is signed out."""
     await accounts.set_password(
-        session, user=user, password=body.password, current_password=body.current_password
+        session,
+        user=user,
+        password=body.password,
+        current_password=body.current_password,
+        keep_token_id=current.id,
     )
     return Response(status_code=204)
 

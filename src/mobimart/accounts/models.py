@@ -35,7 +35,6 @@ class OtpCode(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     phone_hash: Mapped[str] = mapped_column(String(64))
-    ip_hash: Mapped[str] = mapped_column(String(64), index=True)
     code_digest: Mapped[str] = mapped_column(String(64))
     attempts: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -11,13 +11,22 @@ from mobimart.accounts import service as accounts
 from mobimart.errors import DomainError, NotFound
 from mobimart.infra.sms.models import SmsMessage
 from mobimart.settings import get_settings
+from mobimart.text import clean
 from mobimart.web import i18n
-from mobimart.web.deps import SESSION_COOKIE, OptionalPageUser, PageUser, Session, client_ip
-from mobimart.web.forms import clean, message_of, safe_next, see_other
+from mobimart.web.deps import (
+    SESSION_COOKIE,
+    OptionalPageUser,
+    PageToken,
+    PageUser,
+    Session,
+    client_ip,
+)
+from mobimart.web.forms import message_of, safe_next, see_other
 from mobimart.web.i18n import gettext_ as _
 from mobimart.web.templating import render, verify_csrf
 
 router = APIRouter()
+_LOOPBACK = {"127.0.0.1", "::1"}
 Text = Annotated[str, Form(max_length=200)]
 Csrf = Annotated[str, Form(max_length=200)]
 
@@ -29,16 +38,28 @@ NOTICES = {
 }
 
 
-def _dev_outbox_enabled() -> bool:
+def _dev_outbox_enabled(request: Request) -> bool:
+    """The outbox shows codes: only outside production, with the outbox backend, and only to
+    a browser on this machine."""
     settings = get_settings()
-    return not settings.is_production and settings.sms_backend == "outbox"
+    return (
+        not settings.is_production
+        and settings.sms_backend == "outbox"
+        and client_ip(request) in _LOOPBACK
+    )
 
 
 def _signin_page(request: Request, *, next: str, status: int = 200, **ctx: object) -> Response:
     return render(
         request,
         "accounts/signin.html",
-        {"next": next, "tab": "me", "user": None, "dev_outbox": _dev_outbox_enabled(), **ctx},
+        {
+            "next": next,
+            "tab": "me",
+            "user": None,
+            "dev_outbox": _dev_outbox_enabled(request),
+            **ctx,
+        },
         status=status,
     )
 
@@ -54,7 +75,7 @@ def _verify_page(
             "next": next,
             "tab": "me",
             "user": None,
-            "dev_outbox": _dev_outbox_enabled(),
+            "dev_outbox": _dev_outbox_enabled(request),
             **ctx,
         },
         status=status,
@@ -89,12 +110,16 @@ async def send_code(
     target = safe_next(next)
     try:
         e164 = domain.normalize_phone(clean(phone, 32), get_settings().default_region)
+    except DomainError as exc:
+        return _signin_page(
+            request, next=target, phone=clean(phone, 32), error=message_of(exc), status=exc.status
+        )
+    try:
         await accounts.request_code(session, phone=e164, ip=client_ip(request))
     except DomainError as exc:
-        if exc.code == "rate_limited" and "e164" in locals():
-            return _verify_page(request, phone=e164, next=target, error=message_of(exc), status=429)
-        return _signin_page(
-            request, next=target, phone=phone[:32], error=message_of(exc), status=exc.status
+        # A code may already be on its way: let them type it, with the message.
+        return _verify_page(
+            request, phone=e164, next=target, error=message_of(exc), status=exc.status
         )
     return _verify_page(request, phone=e164, next=target)
 
@@ -139,7 +164,9 @@ async def password_signin(
     verify_csrf(request, csrf_token)
     target = safe_next(next)
     try:
-        user = await accounts.password_sign_in(session, phone=clean(phone, 32), password=password)
+        user = await accounts.password_sign_in(
+            session, phone=clean(phone, 32), password=password, ip=client_ip(request)
+        )
     except DomainError as exc:
         return _signin_page(request, next=target, error=message_of(exc), status=exc.status)
     token, _row = await accounts.issue_token(
@@ -199,16 +226,10 @@ async def update_profile(
     request: Request, user: PageUser, session: Session, display_name: Text, csrf_token: Csrf
 ) -> Response:
     verify_csrf(request, csrf_token)
-    name = clean(display_name, 60)
-    if not name:
-        return await _me_with_error(
-            request,
-            user,
-            session,
-            DomainError("invalid_name", "A display name cannot be blank.", 422),
-        )
-    user.display_name = name
-    await session.commit()
+    try:
+        await accounts.rename(session, user=user, display_name=display_name)
+    except DomainError as exc:
+        return await _me_with_error(request, user, session, exc)
     return see_other("/me", "saved")
 
 
@@ -232,6 +253,7 @@ async def set_consent(
 async def set_password(
     request: Request,
     user: PageUser,
+    current: PageToken,
     session: Session,
     password: Annotated[str, Form(max_length=128)],
     csrf_token: Csrf,
@@ -240,7 +262,11 @@ async def set_password(
     verify_csrf(request, csrf_token)
     try:
         await accounts.set_password(
-            session, user=user, password=password, current_password=current_password
+            session,
+            user=user,
+            password=password,
+            current_password=current_password,
+            keep_token_id=current.id,
         )
     except DomainError as exc:
         return await _me_with_error(request, user, session, exc)
@@ -307,7 +333,7 @@ async def switch_language(code: str, next: str = "/") -> Response:
 
 @router.get("/dev/outbox")
 async def dev_outbox(request: Request, session: Session, user: OptionalPageUser) -> Response:
-    if not _dev_outbox_enabled():
+    if not _dev_outbox_enabled(request):
         raise NotFound("Page")
     rows = await session.scalars(select(SmsMessage).order_by(SmsMessage.id.desc()).limit(20))
     return render(request, "accounts/outbox.html", {"messages": list(rows), "user": user})

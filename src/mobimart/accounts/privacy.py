@@ -9,11 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.accounts import domain
 from mobimart.accounts.models import AuthToken, Consent, User
-from mobimart.db import utcnow
+from mobimart.db import unique_or, utcnow
 from mobimart.errors import Conflict, DomainError
 from mobimart.infra.pii import get_vault
 from mobimart.merchants import service as merchants
 from mobimart.settings import get_settings
+from mobimart.text import clean_name
 
 
 async def set_consent(
@@ -48,18 +49,15 @@ def realname_required(balance_minor: int) -> bool:
 
 
 async def verify_real_name(session: AsyncSession, *, user: User, name: str, id_number: str) -> User:
-    name = " ".join(name.split())
+    name = clean_name(name, 40)
     if not 2 <= len(name) <= 40:
         raise DomainError("invalid_name", "Give your full name as on your ID card.", 422)
     value = domain.validate_resident_id(id_number)
     id_hash = get_vault().lookup_hash("id:" + value)
-    taken = await session.scalar(
-        select(User.id).where(User.id_number_hash == id_hash, User.id != user.id)
-    )
-    if taken is not None:
-        raise Conflict("id_number_in_use", "This ID number is verified on another account.")
-    user.real_name, user.id_number, user.id_number_hash = name, value, id_hash
-    user.realname_verified_at = utcnow()
+    in_use = Conflict("id_number_in_use", "This ID number is verified on another account.")
+    async with unique_or(session, in_use):  # the unique index decides, even for two at once
+        user.real_name, user.id_number, user.id_number_hash = name, value, id_hash
+        user.realname_verified_at = utcnow()
     await session.commit()
     return user
 
@@ -105,13 +103,18 @@ async def export_data(session: AsyncSession, *, user: User) -> dict[str, Any]:
             }
             for t in tokens
         ],
-        "merchant_memberships": await merchants.memberships_for_export(session, user_id=user.id),
+        "merchants": await merchants.memberships_for_export(session, user=user),
     }
 
 
 async def delete_account(session: AsyncSession, *, user: User) -> None:
     """Erase personal data; keep the row (anonymised) for financial and audit records."""
-    await merchants.leave_all(session, user_id=user.id)
+    if await merchants.owned_count(session, user_id=user.id):
+        raise Conflict(
+            "owner_of_merchant",
+            "You own a merchant: hand it over or close it before deleting your account.",
+        )
+    await merchants.leave_all(session, user=user)
     await session.execute(delete(Consent).where(Consent.user_id == user.id))
     await session.execute(
         update(AuthToken)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -10,16 +11,18 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.accounts import domain
 from mobimart.accounts.models import AuthToken, OtpCode, User
 from mobimart.db import utcnow
 from mobimart.errors import DomainError, NotFound, TooManyRequests, Unauthorized
+from mobimart.infra import throttle
 from mobimart.infra.pii import get_vault
-from mobimart.infra.sms import send_sms
+from mobimart.infra.sms import SmsSendFailed, send_sms
 from mobimart.settings import get_settings
+from mobimart.text import clean_name
 
 _hasher = PasswordHasher()
 # Verifying against a fixed hash when the number is unknown keeps both answers equally slow.
@@ -35,9 +38,14 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def find_user_by_phone(session: AsyncSession, *, phone: str) -> User | None:
-    e164 = domain.normalize_phone(phone, get_settings().default_region)
+async def _user_by_e164(session: AsyncSession, e164: str) -> User | None:
     return await session.scalar(select(User).where(User.phone_hash == phone_hash(e164)))
+
+
+async def find_user_by_phone(session: AsyncSession, *, phone: str) -> User | None:
+    return await _user_by_e164(
+        session, domain.normalize_phone(phone, get_settings().default_region)
+    )
 
 
 async def get_user(session: AsyncSession, *, user_id: int) -> User:
@@ -59,52 +67,58 @@ class CodeSent:
 async def request_code(session: AsyncSession, *, phone: str, ip: str) -> CodeSent:
     settings = get_settings()
     e164 = domain.normalize_phone(phone, settings.default_region)
-    p_hash, ip_hash = phone_hash(e164), get_vault().lookup_hash("ip:" + ip)
-    now = utcnow()
-
-    last = await session.scalar(
-        select(func.max(OtpCode.created_at)).where(OtpCode.phone_hash == p_hash)
+    p_hash = phone_hash(e164)
+    refusal = await throttle.take(
+        session,
+        key=f"otp:phone:{p_hash}",
+        limit=settings.otp_per_phone_per_hour,
+        window=_HOUR,
+        min_interval=dt.timedelta(seconds=settings.otp_resend_seconds),
     )
-    if (
-        last is not None
-        and (wait := (last - now).total_seconds() + settings.otp_resend_seconds) > 0
-    ):
+    if refusal and refusal.too_soon:
         raise TooManyRequests(
-            f"A code was just sent; wait {int(wait) + 1} s before asking again.", int(wait) + 1
+            f"A code was just sent; wait {refusal.retry_after} s before asking again.",
+            refusal.retry_after,
         )
-    per_phone = await session.scalar(
-        select(func.count())
-        .select_from(OtpCode)
-        .where(OtpCode.phone_hash == p_hash, OtpCode.created_at > now - _HOUR)
+    if refusal:
+        raise TooManyRequests(
+            "Too many codes for this number; try again in an hour.", refusal.retry_after
+        )
+    refusal = await throttle.take(
+        session,
+        key=f"otp:ip:{get_vault().lookup_hash('ip:' + ip)}",
+        limit=settings.otp_per_ip_per_hour,
+        window=_HOUR,
     )
-    if (per_phone or 0) >= settings.otp_per_phone_per_hour:
-        raise TooManyRequests("Too many codes for this number; try again in an hour.", 3600)
-    per_ip = await session.scalar(
-        select(func.count())
-        .select_from(OtpCode)
-        .where(OtpCode.ip_hash == ip_hash, OtpCode.created_at > now - _HOUR)
-    )
-    if (per_ip or 0) >= settings.otp_per_ip_per_hour:
-        raise TooManyRequests("Too many codes from this network; try again in an hour.", 3600)
+    if refusal:
+        raise TooManyRequests(
+            "Too many codes from this network; try again in an hour.", refusal.retry_after
+        )
 
     code = domain.new_otp()
+    now = utcnow()
     session.add(
         OtpCode(
             phone_hash=p_hash,
-            ip_hash=ip_hash,
             code_digest=domain.otp_digest(settings.secret_key.get_secret_value(), p_hash, code),
             created_at=now,
             expires_at=now + dt.timedelta(seconds=settings.otp_ttl_seconds),
         )
     )
-    await session.flush()
+    # Committed before the text goes out: no write lock is held across the gateway call.
+    await session.commit()
     minutes = settings.otp_ttl_seconds // 60
-    await send_sms(
-        session,
-        to=e164,
-        text=f"[Mobimart] Your code is {code}, valid for {minutes} minutes. "
-        "Never share it with anyone.",
-    )
+    try:
+        await send_sms(
+            session,
+            to=e164,
+            text=f"[Mobimart] Your code is {code}, valid for {minutes} minutes. "
+            "Never share it with anyone.",
+        )
+    except SmsSendFailed as exc:
+        # The attempt counted against the limits; say when asking again is allowed.
+        exc.extra["retry_after"] = settings.otp_resend_seconds
+        raise
     return CodeSent(settings.otp_ttl_seconds, settings.otp_resend_seconds)
 
 
@@ -152,7 +166,7 @@ async def verify_code(session: AsyncSession, *, phone: str, code: str) -> User:
     if consumed.rowcount != 1:  # type: ignore[attr-defined]
         raise DomainError("code_used", "This code was already used; request a new one.", 400)
 
-    user = await session.scalar(select(User).where(User.phone_hash == p_hash))
+    user = await _user_by_e164(session, e164)
     if user is None:
         user = User(phone=e164, phone_hash=p_hash)
         session.add(user)
@@ -164,29 +178,74 @@ async def verify_code(session: AsyncSession, *, phone: str, code: str) -> User:
 
 
 async def set_password(
-    session: AsyncSession, *, user: User, password: str, current_password: str | None
+    session: AsyncSession,
+    *,
+    user: User,
+    password: str,
+    current_password: str | None,
+    keep_token_id: int | None = None,
 ) -> None:
-    if user.password_hash and not _password_matches(user.password_hash, current_password or ""):
+    """Set or change the password and sign out every other device: a thief's session ends."""
+    if user.password_hash and not await _password_matches(
+        user.password_hash, current_password or ""
+    ):
         raise DomainError("wrong_password", "The current password is wrong.", 400)
     domain.check_password_policy(password)
-    user.password_hash = _hasher.hash(password)
+    # argon2 takes ~0.1 s of CPU and 64 MiB: off the event loop.
+    user.password_hash = await asyncio.to_thread(_hasher.hash, password)
+    await session.execute(
+        update(AuthToken)
+        .where(
+            AuthToken.user_id == user.id,
+            AuthToken.revoked_at.is_(None),
+            AuthToken.id != (keep_token_id or 0),
+        )
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
     await session.commit()
 
 
-def _password_matches(stored: str, password: str) -> bool:
-    try:
-        return _hasher.verify(stored, password)
-    except (VerifyMismatchError, InvalidHashError):
-        return False
+async def _password_matches(stored: str, password: str) -> bool:
+    def verify() -> bool:
+        try:
+            return _hasher.verify(stored, password)
+        except (VerifyMismatchError, InvalidHashError):
+            return False
+
+    return await asyncio.to_thread(verify)
 
 
-async def password_sign_in(session: AsyncSession, *, phone: str, password: str) -> User:
-    user = await find_user_by_phone(session, phone=phone)
+async def password_sign_in(session: AsyncSession, *, phone: str, password: str, ip: str) -> User:
+    settings = get_settings()
+    e164 = domain.normalize_phone(phone, settings.default_region)
+    for key, limit in (
+        (f"pw:phone:{phone_hash(e164)}", settings.password_tries_per_phone_per_hour),
+        (f"pw:ip:{get_vault().lookup_hash('ip:' + ip)}", settings.password_tries_per_ip_per_hour),
+    ):
+        refusal = await throttle.take(session, key=key, limit=limit, window=_HOUR)
+        if refusal:
+            raise TooManyRequests(
+                "Too many password tries; sign in with a texted code or wait an hour.",
+                refusal.retry_after,
+            )
+    # Tries count even when they fail: commit the counters before the answer.
+    await session.commit()
+    user = await _user_by_e164(session, e164)
     stored = user.password_hash if user and user.password_hash else _DUMMY_HASH
-    if not _password_matches(stored, password) or user is None or not user.password_hash:
+    if not await _password_matches(stored, password) or user is None or not user.password_hash:
         raise DomainError(
             "wrong_credentials", "That number and password do not match an account.", 401
         )
+    return user
+
+
+async def rename(session: AsyncSession, *, user: User, display_name: str) -> User:
+    name = clean_name(display_name, 60)
+    if not name:
+        raise DomainError("invalid_name", "A display name cannot be blank.", 422)
+    user.display_name = name
+    await session.commit()
     return user
 
 
@@ -262,7 +321,7 @@ async def revoke_token(session: AsyncSession, *, user_id: int, token_id: int) ->
 async def ensure_admin(session: AsyncSession, *, phone: str) -> User:
     """Make the owner of this number a platform admin, creating the account if needed."""
     e164 = domain.normalize_phone(phone, get_settings().default_region)
-    user = await session.scalar(select(User).where(User.phone_hash == phone_hash(e164)))
+    user = await _user_by_e164(session, e164)
     if user is None:
         user = User(phone=e164, phone_hash=phone_hash(e164))
         session.add(user)

@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mobimart.catalog import domain
 from mobimart.catalog.domain import ProductStatus
 from mobimart.catalog.models import Category, Product, Shop
+from mobimart.db import unique_or
 from mobimart.errors import DomainError, NotFound
 from mobimart.merchants import service as merchants
 from mobimart.merchants.domain import KycStatus
@@ -16,11 +17,16 @@ from mobimart.settings import get_settings
 async def shop_for(session: AsyncSession, *, merchant: Merchant) -> Shop:
     """The merchant's storefront, opened on first use once the merchant is approved."""
     merchants.require_approved(merchant)
-    shop = await session.scalar(select(Shop).where(Shop.merchant_id == merchant.id))
+    existing = select(Shop).where(Shop.merchant_id == merchant.id)
+    shop = await session.scalar(existing)
     if shop is None:
-        shop = Shop(merchant_id=merchant.id, name=merchant.name)
-        session.add(shop)
-        await session.flush()
+        try:
+            async with unique_or(session, LookupError()):
+                shop = Shop(merchant_id=merchant.id, name=merchant.name)
+                session.add(shop)
+        except LookupError:  # opened by a parallel request a moment ago
+            shop = await session.scalar(existing)
+    assert shop is not None
     return shop
 
 

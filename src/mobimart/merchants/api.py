@@ -9,15 +9,17 @@ from mobimart.accounts.domain import MemberRole, mask_id_number, mask_phone
 from mobimart.accounts.models import User
 from mobimart.merchants import service as merchants
 from mobimart.merchants.domain import DocumentKind, KycStatus
-from mobimart.merchants.models import KycDocument, Merchant, MerchantMember
+from mobimart.merchants.models import KycDocument, Merchant, MerchantMember, StaffInvitation
 from mobimart.merchants.schemas import (
     ApplicationIn,
     DecisionIn,
     DocumentOut,
+    InvitationIn,
+    InvitationOut,
     KycReviewOut,
     KycSummaryOut,
     MerchantOut,
-    StaffIn,
+    MyInvitationOut,
     StaffOut,
 )
 from mobimart.settings import get_settings
@@ -59,6 +61,14 @@ def document_out(doc: KycDocument) -> DocumentOut:
         content_type=doc.content_type,
         size=doc.size,
         uploaded_at=doc.uploaded_at,
+    )
+
+
+def invitation_out(invitation: StaffInvitation) -> InvitationOut:
+    return InvitationOut(
+        id=invitation.id,
+        phone_masked=mask_phone(invitation.phone),
+        invited_at=invitation.created_at,
     )
 
 
@@ -152,7 +162,8 @@ async def list_documents(
 async def download_document(
     merchant_id: IdPath, document_id: IdPath, user: CurrentUser, session: Session
 ) -> RawResponse:
-    await merchants.membership(session, merchant_id=merchant_id, user=user)
+    """The owner's own upload. Staff do not see identity documents."""
+    await merchants.require_owner(session, merchant_id=merchant_id, user=user)
     doc, data = await merchants.read_document(
         session, merchant_id=merchant_id, document_id=document_id
     )
@@ -173,16 +184,65 @@ async def list_staff(merchant_id: IdPath, user: CurrentUser, session: Session) -
     return [staff_out(m, u) for m, u in await merchants.staff(session, merchant_id=merchant_id)]
 
 
-@router.post("/merchants/{merchant_id}/staff", status_code=201)
-async def add_staff(
-    merchant_id: IdPath, body: StaffIn, user: CurrentUser, session: Session
-) -> StaffOut:
-    """Add a person (who has signed up) to the team as staff."""
+@router.post("/merchants/{merchant_id}/invitations", status_code=201)
+async def invite_staff(
+    merchant_id: IdPath, body: InvitationIn, user: CurrentUser, session: Session
+) -> InvitationOut:
+    """Invite a mobile number to the team; they join as staff when they accept."""
     merchant = await merchants.require_owner(session, merchant_id=merchant_id, user=user)
-    member, added = await merchants.add_staff(
+    invitation = await merchants.invite_staff(
         session, merchant=merchant, actor=user, phone=body.phone
     )
-    return staff_out(member, added)
+    return invitation_out(invitation)
+
+
+@router.get("/merchants/{merchant_id}/invitations")
+async def list_invitations(
+    merchant_id: IdPath, user: CurrentUser, session: Session
+) -> list[InvitationOut]:
+    await merchants.require_owner(session, merchant_id=merchant_id, user=user)
+    return [
+        invitation_out(i) for i in await merchants.invitations(session, merchant_id=merchant_id)
+    ]
+
+
+@router.delete("/merchants/{merchant_id}/invitations/{invitation_id}", status_code=204)
+async def cancel_invitation(
+    merchant_id: IdPath, invitation_id: IdPath, user: CurrentUser, session: Session
+) -> Response:
+    merchant = await merchants.require_owner(session, merchant_id=merchant_id, user=user)
+    await merchants.cancel_invitation(
+        session, merchant=merchant, actor=user, invitation_id=invitation_id
+    )
+    return Response(status_code=204)
+
+
+@router.get("/me/invitations")
+async def my_invitations(user: CurrentUser, session: Session) -> list[MyInvitationOut]:
+    """Invitations to join a merchant's team, addressed to your number."""
+    return [
+        MyInvitationOut(id=i.id, merchant_id=m.id, merchant_name=m.name, invited_at=i.created_at)
+        for i, m in await merchants.my_invitations(session, user=user)
+    ]
+
+
+@router.post("/me/invitations/{invitation_id}/accept")
+async def accept_invitation(
+    invitation_id: IdPath, user: CurrentUser, session: Session
+) -> MerchantOut:
+    merchant = await merchants.answer_invitation(
+        session, user=user, invitation_id=invitation_id, accept=True
+    )
+    assert merchant is not None
+    return merchant_out(merchant, MemberRole.staff)
+
+
+@router.delete("/me/invitations/{invitation_id}", status_code=204)
+async def decline_invitation(
+    invitation_id: IdPath, user: CurrentUser, session: Session
+) -> Response:
+    await merchants.answer_invitation(session, user=user, invitation_id=invitation_id, accept=False)
+    return Response(status_code=204)
 
 
 @router.delete("/merchants/{merchant_id}/staff/{member_id}", status_code=204)

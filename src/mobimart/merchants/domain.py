@@ -47,8 +47,8 @@ def ensure_editable(status: KycStatus) -> None:
         )
 
 
-def ensure_submittable(status: KycStatus, document_kinds: set[DocumentKind]) -> None:
-    ensure_editable(status)
+def ensure_documents(document_kinds: set[DocumentKind]) -> None:
+    """An application is submitted with at least the required documents."""
     missing = REQUIRED_DOCUMENTS - document_kinds
     if missing:
         raise DomainError(

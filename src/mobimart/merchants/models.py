@@ -56,3 +56,18 @@ class KycDocument(Base):
     storage_key: Mapped[str] = mapped_column(String(40), unique=True)
     uploaded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     uploaded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class StaffInvitation(Base):
+    """A pending invitation to join a merchant's team; the invitee accepts or declines it.
+    Rows are deleted when answered or cancelled (the audit log keeps the story)."""
+
+    __tablename__ = "staff_invitations"
+    __table_args__ = (UniqueConstraint("merchant_id", "phone_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(Encrypted())
+    phone_hash: Mapped[str] = mapped_column(String(64), index=True)
+    invited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
@@ -16,8 +16,9 @@ from mobimart.merchants import service as merchants
 from mobimart.merchants.domain import EDITABLE, Decision, DocumentKind, KycStatus
 from mobimart.merchants.models import Merchant
 from mobimart.settings import get_settings
+from mobimart.text import clean
 from mobimart.web.deps import PageAdmin, PageUser, Session
-from mobimart.web.forms import clean, message_of, see_other
+from mobimart.web.forms import message_of, see_other
 from mobimart.web.i18n import gettext_ as _
 from mobimart.web.pagination import page_params, split_page
 from mobimart.web.schemas import IdPath
@@ -32,7 +33,10 @@ NOTICES = {
     "submitted": "Submitted. We will text you when it is decided.",
     "uploaded": "Document uploaded.",
     "saved": "Saved.",
-    "staff_added": "Added to the team.",
+    "invited": "Invitation recorded: they join when they accept it under Sell.",
+    "invitation_cancelled": "Invitation cancelled.",
+    "joined": "You joined the team.",
+    "declined": "Invitation declined.",
     "staff_removed": "Removed from the team.",
     "decided": "Decision recorded.",
 }
@@ -52,12 +56,17 @@ async def _read_upload(upload: UploadFile | None) -> bytes:
 
 
 @router.get("/console")
-async def console(request: Request, user: PageUser, session: Session) -> Response:
-    memberships = await merchants.my_merchants(session, user_id=user.id)
+async def console(request: Request, user: PageUser, session: Session, notice: str = "") -> Response:
     return render(
         request,
         "merchants/console.html",
-        {"user": user, "tab": "console", "memberships": memberships},
+        {
+            "user": user,
+            "tab": "console",
+            "memberships": await merchants.my_merchants(session, user_id=user.id),
+            "invitations": await merchants.my_invitations(session, user=user),
+            "notice": _notice(notice),
+        },
     )
 
 
@@ -158,6 +167,9 @@ async def _merchant_page(
             "id_masked": mask_id_number(merchant.legal_rep_id_number),
             "documents": await merchants.documents(session, merchant_id=merchant.id),
             "staff": await merchants.staff(session, merchant_id=merchant.id),
+            "invitations": await merchants.invitations(session, merchant_id=merchant.id)
+            if member.role == "owner"
+            else [],
             "shop_id": shop_id,
             **ctx,
         },
@@ -273,8 +285,8 @@ async def submit(
     )
 
 
-@router.post("/console/{merchant_id}/staff")
-async def add_staff(
+@router.post("/console/{merchant_id}/invitations")
+async def invite_staff(
     request: Request,
     merchant_id: IdPath,
     user: PageUser,
@@ -289,9 +301,44 @@ async def add_staff(
         session,
         user,
         merchant_id,
-        merchants.add_staff(session, merchant=merchant, actor=user, phone=clean(phone, 32)),
-        "staff_added",
+        merchants.invite_staff(session, merchant=merchant, actor=user, phone=clean(phone, 32)),
+        "invited",
     )
+
+
+@router.post("/console/{merchant_id}/invitations/{invitation_id}/cancel")
+async def cancel_invitation(
+    request: Request,
+    merchant_id: IdPath,
+    invitation_id: IdPath,
+    user: PageUser,
+    session: Session,
+    csrf_token: Csrf,
+) -> Response:
+    verify_csrf(request, csrf_token)
+    merchant = await merchants.require_owner(session, merchant_id=merchant_id, user=user)
+    await merchants.cancel_invitation(
+        session, merchant=merchant, actor=user, invitation_id=invitation_id
+    )
+    return see_other(f"/console/{merchant_id}", "invitation_cancelled")
+
+
+@router.post("/console/invitations/{invitation_id}/{answer}")
+async def answer_invitation(
+    request: Request,
+    invitation_id: IdPath,
+    answer: Literal["accept", "decline"],
+    user: PageUser,
+    session: Session,
+    csrf_token: Csrf,
+) -> Response:
+    verify_csrf(request, csrf_token)
+    merchant = await merchants.answer_invitation(
+        session, user=user, invitation_id=invitation_id, accept=answer == "accept"
+    )
+    if merchant is None:
+        return see_other("/console", "declined")
+    return see_other(f"/console/{merchant.id}", "joined")
 
 
 @router.post("/console/{merchant_id}/staff/{member_id}/remove")

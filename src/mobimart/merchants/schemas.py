@@ -75,8 +75,23 @@ class DecisionIn(InputModel):
     reason: str = Field("", max_length=1000)
 
 
-class StaffIn(InputModel):
+class InvitationIn(InputModel):
     phone: str = Field(min_length=3, max_length=32)
+
+
+class InvitationOut(BaseModel):
+    """An invitation as the inviting merchant sees it: the number masked."""
+
+    id: int
+    phone_masked: str
+    invited_at: dt.datetime
+
+
+class MyInvitationOut(BaseModel):
+    id: int
+    merchant_id: int
+    merchant_name: str
+    invited_at: dt.datetime
 
 
 class StaffOut(BaseModel):

@@ -13,16 +13,18 @@ from mobimart.accounts import service as accounts
 from mobimart.accounts.domain import MemberRole
 from mobimart.accounts.models import User
 from mobimart.audit import service as audit
-from mobimart.db import utcnow
+from mobimart.db import unique_or, utcnow
 from mobimart.errors import Conflict, DomainError, Forbidden, NotFound
 from mobimart.infra.pii import get_vault
 from mobimart.infra.storage import DOCUMENT_TYPES, PrivateStore
 from mobimart.merchants import domain
 from mobimart.merchants.domain import Decision, DocumentKind, KycStatus
-from mobimart.merchants.models import KycDocument, Merchant, MerchantMember
+from mobimart.merchants.models import KycDocument, Merchant, MerchantMember, StaffInvitation
 from mobimart.settings import get_settings
+from mobimart.text import clean, clean_name
 
 MAX_OWNED = 3
+MAX_PENDING_INVITATIONS = 20
 
 
 def document_store() -> PrivateStore:
@@ -38,8 +40,8 @@ class Application:
     contact_phone: str
 
     def validated(self) -> Application:
-        name = " ".join(self.name.split())
-        rep = " ".join(self.legal_rep_name.split())
+        name = clean_name(self.name, 80)
+        rep = clean_name(self.legal_rep_name, 40)
         if not 2 <= len(name) <= 80:
             raise DomainError("invalid_name", "A shop name has 2 to 80 characters.", 422)
         if not 2 <= len(rep) <= 40:
@@ -137,12 +139,7 @@ async def get(session: AsyncSession, *, merchant_id: int) -> Merchant:
 
 async def apply(session: AsyncSession, *, user: User, application: Application) -> Merchant:
     app = application.validated()
-    owned = await session.scalar(
-        select(func.count())
-        .select_from(MerchantMember)
-        .where(MerchantMember.user_id == user.id, MerchantMember.role == MemberRole.owner)
-    )
-    if (owned or 0) >= MAX_OWNED:
+    if await owned_count(session, user_id=user.id) >= MAX_OWNED:
         raise Conflict("too_many_merchants", f"One account can own at most {MAX_OWNED} merchants.")
     merchant = Merchant(status=KycStatus.draft, created_by=user.id)
     _apply_fields(merchant, app)
@@ -154,11 +151,29 @@ async def apply(session: AsyncSession, *, user: User, application: Application) 
     return merchant
 
 
+async def _claim_editable(session: AsyncSession, merchant_id: int) -> None:
+    """Check the application is still editable *in the database* and hold it for this
+    transaction (a row lock on PostgreSQL, the write lock on SQLite) until commit, so a submit
+    or a decision cannot slip in between the check and the write."""
+    claimed = await session.execute(
+        update(Merchant)
+        .where(Merchant.id == merchant_id, Merchant.status.in_(list(domain.EDITABLE)))
+        .values(status=Merchant.status)
+        .execution_options(synchronize_session=False)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        status = await session.scalar(select(Merchant.status).where(Merchant.id == merchant_id))
+        if status is None:
+            raise NotFound("Merchant")
+        domain.ensure_editable(KycStatus(status))
+
+
 async def update_application(
     session: AsyncSession, *, merchant: Merchant, user: User, application: Application
 ) -> Merchant:
-    domain.ensure_editable(KycStatus(merchant.status))
-    _apply_fields(merchant, application.validated())
+    validated = application.validated()
+    await _claim_editable(session, merchant.id)
+    _apply_fields(merchant, validated)
     _audit_kyc(session, actor=user, merchant_id=merchant.id, action="updated")
     await session.commit()
     return merchant
@@ -180,7 +195,7 @@ async def add_document(
     filename: str,
     data: bytes,
 ) -> KycDocument:
-    domain.ensure_editable(KycStatus(merchant.status))
+    await _claim_editable(session, merchant.id)
     if len(await documents(session, merchant_id=merchant.id)) >= domain.MAX_DOCUMENTS:
         raise Conflict("too_many_documents", f"At most {domain.MAX_DOCUMENTS} documents.")
     stored = document_store().save(
@@ -189,7 +204,7 @@ async def add_document(
     doc = KycDocument(
         merchant_id=merchant.id,
         kind=kind.value,
-        filename=(filename or "document")[-120:],
+        filename=clean(filename, 120) or "document",
         content_type=stored.content_type,
         size=stored.size,
         sha256=stored.sha256,
@@ -215,8 +230,9 @@ async def read_document(
 
 
 async def submit(session: AsyncSession, *, merchant: Merchant, user: User) -> Merchant:
+    await _claim_editable(session, merchant.id)
     kinds = {DocumentKind(d.kind) for d in await documents(session, merchant_id=merchant.id)}
-    domain.ensure_submittable(KycStatus(merchant.status), kinds)
+    domain.ensure_documents(kinds)
     merchant.status = KycStatus.pending
     merchant.submitted_at = utcnow()
     _audit_kyc(session, actor=user, merchant_id=merchant.id, action="submitted")
@@ -274,32 +290,122 @@ async def staff(session: AsyncSession, *, merchant_id: int) -> list[tuple[Mercha
     return [(m, u) for m, u in rows]
 
 
-async def add_staff(
+async def invite_staff(
     session: AsyncSession, *, merchant: Merchant, actor: User, phone: str
-) -> tuple[MerchantMember, User]:
-    user = await accounts.find_user_by_phone(session, phone=phone)
-    if user is None:
-        raise NotFound("An account with this number (ask them to sign up first);")
-    exists = await session.scalar(
-        select(MerchantMember.id).where(
-            MerchantMember.merchant_id == merchant.id, MerchantMember.user_id == user.id
-        )
+) -> StaffInvitation:
+    """Invite a number to the team. The answer is the same whether or not the number has an
+    account: an invitation is no way to look people up."""
+    e164 = accounts_domain.normalize_phone(phone, get_settings().default_region)
+    p_hash = accounts.phone_hash(e164)
+    member = await session.scalar(
+        select(MerchantMember.id)
+        .join(User, User.id == MerchantMember.user_id)
+        .where(MerchantMember.merchant_id == merchant.id, User.phone_hash == p_hash)
     )
-    if exists is not None:
+    if member is not None:
         raise Conflict("already_member", "This person is already on the team.")
-    member = MerchantMember(merchant_id=merchant.id, user_id=user.id, role=MemberRole.staff)
-    session.add(member)
-    await session.flush()
+    pending = await session.scalar(
+        select(func.count())
+        .select_from(StaffInvitation)
+        .where(StaffInvitation.merchant_id == merchant.id)
+    )
+    if (pending or 0) >= MAX_PENDING_INVITATIONS:
+        raise Conflict(
+            "too_many_invitations",
+            f"At most {MAX_PENDING_INVITATIONS} invitations can wait for an answer.",
+        )
+    invitation = StaffInvitation(
+        merchant_id=merchant.id, phone=e164, phone_hash=p_hash, invited_by=actor.id
+    )
+    async with unique_or(session, Conflict("already_invited", "This number is already invited.")):
+        session.add(invitation)
     audit.record(
         session,
         actor_id=actor.id,
-        action="staff.added",
-        subject_type="user",
-        subject_id=user.id,
+        action="staff.invited",
+        subject_type="invitation",
+        subject_id=invitation.id,
         merchant_id=merchant.id,
     )
     await session.commit()
-    return member, user
+    return invitation
+
+
+async def invitations(session: AsyncSession, *, merchant_id: int) -> list[StaffInvitation]:
+    rows = await session.scalars(
+        select(StaffInvitation)
+        .where(StaffInvitation.merchant_id == merchant_id)
+        .order_by(StaffInvitation.id)
+    )
+    return list(rows)
+
+
+async def cancel_invitation(
+    session: AsyncSession, *, merchant: Merchant, actor: User, invitation_id: int
+) -> None:
+    result = await session.execute(
+        delete(StaffInvitation).where(
+            StaffInvitation.id == invitation_id, StaffInvitation.merchant_id == merchant.id
+        )
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotFound("Invitation")
+    audit.record(
+        session,
+        actor_id=actor.id,
+        action="staff.invitation_cancelled",
+        subject_type="invitation",
+        subject_id=invitation_id,
+        merchant_id=merchant.id,
+    )
+    await session.commit()
+
+
+async def my_invitations(
+    session: AsyncSession, *, user: User
+) -> list[tuple[StaffInvitation, Merchant]]:
+    rows = await session.execute(
+        select(StaffInvitation, Merchant)
+        .join(Merchant, Merchant.id == StaffInvitation.merchant_id)
+        .where(StaffInvitation.phone_hash == user.phone_hash)
+        .order_by(StaffInvitation.id)
+    )
+    return [(i, m) for i, m in rows]
+
+
+async def answer_invitation(
+    session: AsyncSession, *, user: User, invitation_id: int, accept: bool
+) -> Merchant | None:
+    """Accept (join as staff) or decline an invitation addressed to the user's number."""
+    invitation = await session.scalar(
+        select(StaffInvitation).where(
+            StaffInvitation.id == invitation_id, StaffInvitation.phone_hash == user.phone_hash
+        )
+    )
+    if invitation is None or user.phone_hash is None:
+        raise NotFound("Invitation")
+    merchant_id = invitation.merchant_id
+    # Deleting is the conditional step: of two answers at once, one finds the row.
+    taken = await session.execute(
+        delete(StaffInvitation).where(StaffInvitation.id == invitation_id)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotFound("Invitation")
+    if accept:
+        async with unique_or(session, Conflict("already_member", "You are already on this team.")):
+            session.add(
+                MerchantMember(merchant_id=merchant_id, user_id=user.id, role=MemberRole.staff)
+            )
+    audit.record(
+        session,
+        actor_id=user.id,
+        action="staff.joined" if accept else "staff.declined",
+        subject_type="invitation",
+        subject_id=invitation_id,
+        merchant_id=merchant_id,
+    )
+    await session.commit()
+    return await get(session, merchant_id=merchant_id) if accept else None
 
 
 async def remove_staff(
@@ -325,12 +431,32 @@ async def remove_staff(
 # --- privacy hooks (called by accounts.privacy) ------------------------------------------------
 
 
-async def memberships_for_export(session: AsyncSession, *, user_id: int) -> list[dict[str, Any]]:
-    return [
-        {"merchant_id": m.id, "merchant": m.name, "role": role}
-        for m, role in await my_merchants(session, user_id=user_id)
-    ]
+async def memberships_for_export(session: AsyncSession, *, user: User) -> dict[str, Any]:
+    return {
+        "memberships": [
+            {"merchant_id": m.id, "merchant": m.name, "role": role}
+            for m, role in await my_merchants(session, user_id=user.id)
+        ],
+        "invitations": [
+            {"merchant_id": m.id, "merchant": m.name, "invited_at": i.created_at.isoformat()}
+            for i, m in await my_invitations(session, user=user)
+        ],
+    }
 
 
-async def leave_all(session: AsyncSession, *, user_id: int) -> None:
-    await session.execute(delete(MerchantMember).where(MerchantMember.user_id == user_id))
+async def owned_count(session: AsyncSession, *, user_id: int) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(MerchantMember)
+        .where(MerchantMember.user_id == user_id, MerchantMember.role == MemberRole.owner)
+    )
+    return count or 0
+
+
+async def leave_all(session: AsyncSession, *, user: User) -> None:
+    """Staff memberships end and invitations to the number are erased (they hold it)."""
+    await session.execute(delete(MerchantMember).where(MerchantMember.user_id == user.id))
+    if user.phone_hash:
+        await session.execute(
+            delete(StaffInvitation).where(StaffInvitation.phone_hash == user.phone_hash)
+        )

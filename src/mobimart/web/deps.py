@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.accounts import service as accounts
-from mobimart.accounts.models import User
+from mobimart.accounts.models import AuthToken, User
 from mobimart.db import Database
 from mobimart.errors import DomainError, Forbidden, Unauthorized
 
@@ -28,20 +28,30 @@ Session = Annotated[AsyncSession, Depends(db_session)]
 _bearer = HTTPBearer(auto_error=False, description="A token from POST /api/v1/auth/token")
 
 
-async def api_user_optional(
+async def api_auth_optional(
     session: Session,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User | None:
+) -> tuple[User, AuthToken] | None:
     if credentials is None:
         return None
-    user, _ = await accounts.authenticate(session, token=credentials.credentials, kind="api")
-    return user
+    return await accounts.authenticate(session, token=credentials.credentials, kind="api")
 
 
-async def api_user(user: Annotated[User | None, Depends(api_user_optional)]) -> User:
-    if user is None:
+async def api_auth(
+    auth: Annotated[tuple[User, AuthToken] | None, Depends(api_auth_optional)],
+) -> tuple[User, AuthToken]:
+    if auth is None:
         raise Unauthorized("Send a bearer token: Authorization: Bearer <token>.")
-    return user
+    return auth
+
+
+async def api_user(auth: Annotated[tuple[User, AuthToken], Depends(api_auth)]) -> User:
+    return auth[0]
+
+
+async def api_token(auth: Annotated[tuple[User, AuthToken], Depends(api_auth)]) -> AuthToken:
+    """The token this request carries (FastAPI resolves api_auth once per request)."""
+    return auth[1]
 
 
 async def api_admin(user: Annotated[User, Depends(api_user)]) -> User:
@@ -50,18 +60,8 @@ async def api_admin(user: Annotated[User, Depends(api_user)]) -> User:
     return user
 
 
-async def api_token_id(
-    session: Session,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> int:
-    if credentials is None:
-        raise Unauthorized()
-    _, token = await accounts.authenticate(session, token=credentials.credentials, kind="api")
-    return token.id
-
-
 CurrentUser = Annotated[User, Depends(api_user)]
-OptionalUser = Annotated[User | None, Depends(api_user_optional)]
+CurrentToken = Annotated[AuthToken, Depends(api_token)]
 Admin = Annotated[User, Depends(api_admin)]
 
 
@@ -72,21 +72,34 @@ class SignInRequired(DomainError):
         super().__init__("sign_in_required", "Sign in first.", 401)
 
 
-async def page_user_optional(request: Request, session: Session) -> User | None:
+async def page_auth_optional(request: Request, session: Session) -> tuple[User, AuthToken] | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
     try:
-        user, _ = await accounts.authenticate(session, token=token, kind="session")
+        return await accounts.authenticate(session, token=token, kind="session")
     except Unauthorized:
         return None
-    return user
+
+
+async def page_user_optional(
+    auth: Annotated[tuple[User, AuthToken] | None, Depends(page_auth_optional)],
+) -> User | None:
+    return auth[0] if auth else None
 
 
 async def page_user(user: Annotated[User | None, Depends(page_user_optional)]) -> User:
     if user is None:
         raise SignInRequired()
     return user
+
+
+async def page_token(
+    auth: Annotated[tuple[User, AuthToken] | None, Depends(page_auth_optional)],
+) -> AuthToken:
+    if auth is None:
+        raise SignInRequired()
+    return auth[1]
 
 
 async def page_admin(user: Annotated[User, Depends(page_user)]) -> User:
@@ -98,6 +111,7 @@ async def page_admin(user: Annotated[User, Depends(page_user)]) -> User:
 PageUser = Annotated[User, Depends(page_user)]
 OptionalPageUser = Annotated[User | None, Depends(page_user_optional)]
 PageAdmin = Annotated[User, Depends(page_admin)]
+PageToken = Annotated[AuthToken, Depends(page_token)]
 
 
 def client_ip(request: Request) -> str:

@@ -16,12 +16,6 @@ def safe_next(target: str | None, default: str = "/me") -> str:
     return target
 
 
-def clean(value: str, max_len: int) -> str:
-    """Form text as the services expect it: no control characters, bounded."""
-    text = "".join(ch for ch in value if ch.isprintable() or ch == "\n")[:max_len]
-    return text.strip()
-
-
 def see_other(url: str, notice: str | None = None) -> RedirectResponse:
     if notice:
         url += ("&" if "?" in url else "?") + "notice=" + quote(notice)

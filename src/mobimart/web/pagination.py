@@ -13,6 +13,7 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from mobimart.errors import DomainError
+from mobimart.web.schemas import MAX_ID
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -26,7 +27,7 @@ def decode_cursor(cursor: str) -> int:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         before = data["before"]
-        if isinstance(before, int) and not isinstance(before, bool) and before > 0:
+        if isinstance(before, int) and not isinstance(before, bool) and 0 < before <= MAX_ID:
             return before
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
         pass

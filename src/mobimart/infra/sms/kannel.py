@@ -30,6 +30,6 @@ async def sendsms(settings: Settings, *, to: str, text: str) -> tuple[bool, str]
             response = await client.get(settings.kannel_sendsms_url, params=params)
     except httpx.HTTPError as exc:
         return False, f"gateway unreachable: {type(exc).__name__}"
-    reply = response.text.strip()[:200]
+    reply = response.text.strip()
     ok = response.status_code == 202 and reply.startswith(_ACCEPTED_PREFIXES)
-    return ok, f"{response.status_code} {reply}"
+    return ok, f"{response.status_code} {reply}"[:200]

@@ -1,0 +1,85 @@
+"""Rate limits as one conditional UPDATE per event, so parallel requests cannot slip past.
+
+A counter per key holds a fixed window (start, count) and the time of the last event. An event
+is admitted when the window has passed or still has room, and the last event is at least
+`min_interval` old; the UPDATE that admits it is the check, so there is no read-then-write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import String, case, delete, or_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mobimart.db import Base, utcnow
+
+_LONG_AGO = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+class RateCounter(Base):
+    __tablename__ = "rate_counters"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window_start: Mapped[dt.datetime]
+    count: Mapped[int]
+    last_at: Mapped[dt.datetime]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    retry_after: int
+    too_soon: bool  # True: min_interval not yet passed; False: the window is full
+
+
+async def take(
+    session: AsyncSession,
+    *,
+    key: str,
+    limit: int,
+    window: dt.timedelta,
+    min_interval: dt.timedelta = dt.timedelta(0),
+) -> Refusal | None:
+    """Count one event under `key` in the caller's transaction, or say why not."""
+    now = utcnow()
+    dialect = session.get_bind().dialect.name
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await session.execute(
+        insert(RateCounter)
+        .values(key=key, window_start=now, count=0, last_at=_LONG_AGO)
+        .on_conflict_do_nothing(index_elements=["key"])
+    )
+    expired = RateCounter.window_start <= now - window
+    admitted = await session.execute(
+        update(RateCounter)
+        .where(
+            RateCounter.key == key,
+            RateCounter.last_at <= now - min_interval,
+            or_(expired, RateCounter.count < limit),
+        )
+        .values(
+            count=case((expired, 1), else_=RateCounter.count + 1),
+            window_start=case((expired, now), else_=RateCounter.window_start),
+            last_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if admitted.rowcount == 1:  # type: ignore[attr-defined]
+        return None
+    row = await session.get(RateCounter, key, populate_existing=True)
+    assert row is not None
+    wait_interval = (row.last_at + min_interval - now).total_seconds()
+    if wait_interval > 0:
+        return Refusal(int(wait_interval) + 1, too_soon=True)
+    return Refusal(int((row.window_start + window - now).total_seconds()) + 1, too_soon=False)
+
+
+async def purge(session: AsyncSession, *, older_than: dt.timedelta) -> int:
+    result = await session.execute(
+        delete(RateCounter).where(RateCounter.last_at < utcnow() - older_than)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

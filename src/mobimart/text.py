@@ -1,0 +1,14 @@
+"""Text as services store it: printable, single-spaced where it is a name, bounded."""
+
+from __future__ import annotations
+
+
+def clean(value: str, max_len: int) -> str:
+    """No control or NUL characters (PostgreSQL refuses NUL), at most `max_len`, stripped."""
+    text = "".join(ch for ch in value if ch.isprintable() or ch == "\n")[:max_len]
+    return text.strip()
+
+
+def clean_name(value: str, max_len: int) -> str:
+    """A name on one line: inner runs of white space become one space."""
+    return " ".join(clean(value, max_len).split())
