@@ -83,8 +83,16 @@ def create_engine(url: str, *, null_pool: bool = False) -> AsyncEngine:
 @asynccontextmanager
 async def unique_or(session: AsyncSession, error: Exception) -> AsyncIterator[None]:
     """Flush the block's writes in a SAVEPOINT; if a unique constraint refuses them, raise
-    `error` instead. The enclosing transaction and the caller's objects stay usable, which a
-    full rollback would not allow."""
+    `error` instead. The enclosing transaction stays usable; objects changed inside the block
+    are expired when it fails, so change rows there with statements, not loaded objects."""
+    await session.flush()  # earlier pending writes fail on their own account, not as `error`
+    connection = await session.connection()
+    if connection.dialect.name == "sqlite":
+        raw = await connection.get_raw_connection()
+        if not raw.driver_connection.in_transaction:  # type: ignore[union-attr]
+            # pysqlite opens its transaction lazily at the first write; a SAVEPOINT opened
+            # outside one would commit on RELEASE, escaping a later rollback.
+            await connection.exec_driver_sql("BEGIN")
     try:
         async with session.begin_nested():
             yield

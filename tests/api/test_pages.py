@@ -265,3 +265,46 @@ async def test_invitee_accepts_on_the_console(
     team = (await client.get(joined.headers["location"])).text
     assert "You joined the team." in team
     assert "Invite staff" not in team  # staff do not invite
+
+
+async def test_real_name_already_used_is_a_message_not_a_crash(
+    client: httpx.AsyncClient, db: Database, make_user: Any, read_code: Any
+) -> None:
+    from mobimart.accounts import privacy
+
+    other = await make_user()
+    async with db.session() as s:
+        await privacy.verify_real_name(
+            s, user=await s.merge(other), name="李雷", id_number=factories.resident_id(77)
+        )
+    phone = "+8613512342222"
+    await make_user(phone=phone)
+    await page_sign_in(client, read_code, phone)
+    token = csrf_of((await client.get("/me")).text)
+    response = await client.post(
+        "/me/real-name",
+        data={"name": "韩梅梅", "id_number": factories.resident_id(77), "csrf_token": token},
+    )
+    assert response.status_code == 409
+    assert "verified on another account" in response.text
+
+
+async def test_refused_upload_leaves_no_file(
+    client: httpx.AsyncClient, db: Database, make_user: Any, read_code: Any
+) -> None:
+    from mobimart.merchants import service as merchants
+
+    owner_phone = "+8613512343333"
+    owner = await make_user(phone=owner_phone)
+    merchant = await factories.merchant(db, owner, status="pending")  # no longer editable
+    files = merchants.document_store().root
+    before = sorted(p for p in files.rglob("*") if p.is_file())
+    await page_sign_in(client, read_code, owner_phone)
+    token = csrf_of((await client.get(f"/console/{merchant.id}")).text)
+    response = await client.post(
+        f"/console/{merchant.id}/documents",
+        data={"csrf_token": token, "kind": "other"},
+        files={"file": ("late.png", factories.PNG, "image/png")},
+    )
+    assert response.status_code == 409
+    assert sorted(p for p in files.rglob("*") if p.is_file()) == before

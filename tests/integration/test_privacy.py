@@ -93,6 +93,23 @@ async def test_an_owner_cannot_delete_the_account_and_orphan_the_shop(
         assert stored.phone == owner.phone
 
 
+async def test_deletion_withdraws_unapproved_applications_and_their_files(
+    db: Database, make_user: Any, tmp_path: Any
+) -> None:
+    from mobimart.merchants import service as merchants
+
+    owner = await make_user()
+    merchant = await factories.merchant(db, owner, status="pending")
+    files = merchants.document_store().root
+    assert len([p for p in files.rglob("*") if p.is_file()]) == 1
+    async with db.session() as s:
+        await privacy.delete_account(s, user=await s.merge(owner))
+    async with db.session() as s:
+        assert await s.get(merchants.Merchant, merchant.id) is None
+        assert await merchants.documents(s, merchant_id=merchant.id) == []
+    assert [p for p in files.rglob("*") if p.is_file()] == []
+
+
 async def test_deletion_erases_invitations_to_the_number(db: Database, make_user: Any) -> None:
     from mobimart.merchants import service as merchants
 

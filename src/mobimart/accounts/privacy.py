@@ -56,9 +56,19 @@ async def verify_real_name(session: AsyncSession, *, user: User, name: str, id_n
     id_hash = get_vault().lookup_hash("id:" + value)
     in_use = Conflict("id_number_in_use", "This ID number is verified on another account.")
     async with unique_or(session, in_use):  # the unique index decides, even for two at once
-        user.real_name, user.id_number, user.id_number_hash = name, value, id_hash
-        user.realname_verified_at = utcnow()
+        await session.execute(
+            update(User)
+            .where(User.id == user.id)
+            .values(
+                real_name=name,
+                id_number=value,
+                id_number_hash=id_hash,
+                realname_verified_at=utcnow(),
+            )
+            .execution_options(synchronize_session=False)
+        )
     await session.commit()
+    await session.refresh(user)
     return user
 
 
@@ -109,11 +119,13 @@ async def export_data(session: AsyncSession, *, user: User) -> dict[str, Any]:
 
 async def delete_account(session: AsyncSession, *, user: User) -> None:
     """Erase personal data; keep the row (anonymised) for financial and audit records."""
-    if await merchants.owned_count(session, user_id=user.id):
+    if await merchants.owns_approved(session, user_id=user.id):
         raise Conflict(
             "owner_of_merchant",
-            "You own a merchant: hand it over or close it before deleting your account.",
+            "You own an approved shop: ask the platform to close it or hand it over before "
+            "deleting your account.",
         )
+    document_keys = await merchants.withdraw_applications(session, user=user)
     await merchants.leave_all(session, user=user)
     await session.execute(delete(Consent).where(Consent.user_id == user.id))
     await session.execute(
@@ -128,3 +140,6 @@ async def delete_account(session: AsyncSession, *, user: User) -> None:
     user.is_admin = user.is_creator = False
     user.deleted_at = utcnow()
     await session.commit()
+    store = merchants.document_store()
+    for key in document_keys:  # identity documents of withdrawn applications
+        store.delete(key)

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import threading
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -25,6 +26,8 @@ from mobimart.settings import get_settings
 from mobimart.text import clean_name
 
 _hasher = PasswordHasher()
+# Each argon2 hash takes 64 MiB and ~0.1 s of a core: at most two at a time per process.
+_HASH_SLOTS = threading.BoundedSemaphore(2)
 # Verifying against a fixed hash when the number is unknown keeps both answers equally slow.
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
 _HOUR = dt.timedelta(hours=1)
@@ -192,7 +195,7 @@ async def set_password(
         raise DomainError("wrong_password", "The current password is wrong.", 400)
     domain.check_password_policy(password)
     # argon2 takes ~0.1 s of CPU and 64 MiB: off the event loop.
-    user.password_hash = await asyncio.to_thread(_hasher.hash, password)
+    user.password_hash = await asyncio.to_thread(_hash_password, password)
     await session.execute(
         update(AuthToken)
         .where(
@@ -206,12 +209,18 @@ async def set_password(
     await session.commit()
 
 
+def _hash_password(password: str) -> str:
+    with _HASH_SLOTS:
+        return _hasher.hash(password)
+
+
 async def _password_matches(stored: str, password: str) -> bool:
     def verify() -> bool:
-        try:
-            return _hasher.verify(stored, password)
-        except (VerifyMismatchError, InvalidHashError):
-            return False
+        with _HASH_SLOTS:
+            try:
+                return _hasher.verify(stored, password)
+            except (VerifyMismatchError, InvalidHashError):
+                return False
 
     return await asyncio.to_thread(verify)
 

@@ -72,6 +72,9 @@ class PrivateStore:
     def read(self, key: str) -> bytes:
         return get_vault().decrypt_bytes(self._path(key).read_bytes())
 
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
     def rotate(self, key: str) -> bool:
         """Re-encrypt one file under the primary key; True when it was rewritten."""
         vault = get_vault()

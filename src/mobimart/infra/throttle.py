@@ -48,34 +48,49 @@ async def take(
     now = utcnow()
     dialect = session.get_bind().dialect.name
     insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    await session.execute(
-        insert(RateCounter)
-        .values(key=key, window_start=now, count=0, last_at=_LONG_AGO)
-        .on_conflict_do_nothing(index_elements=["key"])
-    )
     expired = RateCounter.window_start <= now - window
-    admitted = await session.execute(
-        update(RateCounter)
-        .where(
-            RateCounter.key == key,
-            RateCounter.last_at <= now - min_interval,
-            or_(expired, RateCounter.count < limit),
+    conditions = [RateCounter.key == key, or_(expired, RateCounter.count < limit)]
+    if min_interval:
+        # Only where spacing is asked for: a parallel request may write a later last_at.
+        conditions.append(RateCounter.last_at <= now - min_interval)
+    for _ in range(2):  # a second pass if the hourly purge removed the row in between
+        await session.execute(
+            insert(RateCounter)
+            .values(key=key, window_start=now, count=0, last_at=_LONG_AGO)
+            .on_conflict_do_nothing(index_elements=["key"])
         )
-        .values(
-            count=case((expired, 1), else_=RateCounter.count + 1),
-            window_start=case((expired, now), else_=RateCounter.window_start),
-            last_at=now,
+        admitted = await session.execute(
+            update(RateCounter)
+            .where(*conditions)
+            .values(
+                count=case((expired, 1), else_=RateCounter.count + 1),
+                window_start=case((expired, now), else_=RateCounter.window_start),
+                last_at=now,
+            )
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    )
-    if admitted.rowcount == 1:  # type: ignore[attr-defined]
-        return None
-    row = await session.get(RateCounter, key, populate_existing=True)
-    assert row is not None
-    wait_interval = (row.last_at + min_interval - now).total_seconds()
-    if wait_interval > 0:
-        return Refusal(int(wait_interval) + 1, too_soon=True)
-    return Refusal(int((row.window_start + window - now).total_seconds()) + 1, too_soon=False)
+        if admitted.rowcount == 1:  # type: ignore[attr-defined]
+            return None
+        row = await session.get(RateCounter, key, populate_existing=True)
+        if row is not None:
+            return _refusal(row, now=now, limit=limit, window=window, min_interval=min_interval)
+    raise RuntimeError(f"rate counter {key!r} vanished twice")
+
+
+def _refusal(
+    row: RateCounter,
+    *,
+    now: dt.datetime,
+    limit: int,
+    window: dt.timedelta,
+    min_interval: dt.timedelta,
+) -> Refusal:
+    # A full window is the stronger reason: its wait is the one that matters.
+    window_left = (row.window_start + window - now).total_seconds()
+    if row.count >= limit and window_left > 0:
+        return Refusal(int(window_left) + 1, too_soon=False)
+    spacing_left = (row.last_at + min_interval - now).total_seconds()
+    return Refusal(max(1, int(spacing_left) + 1), too_soon=True)
 
 
 async def purge(session: AsyncSession, *, older_than: dt.timedelta) -> int:

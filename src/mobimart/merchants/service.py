@@ -195,24 +195,28 @@ async def add_document(
     filename: str,
     data: bytes,
 ) -> KycDocument:
-    await _claim_editable(session, merchant.id)
-    if len(await documents(session, merchant_id=merchant.id)) >= domain.MAX_DOCUMENTS:
-        raise Conflict("too_many_documents", f"At most {domain.MAX_DOCUMENTS} documents.")
-    stored = document_store().save(
-        data, allowed=DOCUMENT_TYPES, max_bytes=get_settings().upload_max_bytes
-    )
-    doc = KycDocument(
-        merchant_id=merchant.id,
-        kind=kind.value,
-        filename=clean(filename, 120) or "document",
-        content_type=stored.content_type,
-        size=stored.size,
-        sha256=stored.sha256,
-        storage_key=stored.key,
-        uploaded_by=user.id,
-    )
-    session.add(doc)
-    await session.commit()
+    # Encrypt and write before claiming the application: the claim holds a lock until commit.
+    store = document_store()
+    stored = store.save(data, allowed=DOCUMENT_TYPES, max_bytes=get_settings().upload_max_bytes)
+    try:
+        await _claim_editable(session, merchant.id)
+        if len(await documents(session, merchant_id=merchant.id)) >= domain.MAX_DOCUMENTS:
+            raise Conflict("too_many_documents", f"At most {domain.MAX_DOCUMENTS} documents.")
+        doc = KycDocument(
+            merchant_id=merchant.id,
+            kind=kind.value,
+            filename=clean(filename, 120) or "document",
+            content_type=stored.content_type,
+            size=stored.size,
+            sha256=stored.sha256,
+            storage_key=stored.key,
+            uploaded_by=user.id,
+        )
+        session.add(doc)
+        await session.commit()
+    except BaseException:
+        store.delete(stored.key)  # no row points at it
+        raise
     return doc
 
 
@@ -451,6 +455,29 @@ async def owned_count(session: AsyncSession, *, user_id: int) -> int:
         .where(MerchantMember.user_id == user_id, MerchantMember.role == MemberRole.owner)
     )
     return count or 0
+
+
+async def _owned(session: AsyncSession, *, user_id: int) -> list[Merchant]:
+    return [
+        m for m, role in await my_merchants(session, user_id=user_id) if role == MemberRole.owner
+    ]
+
+
+async def owns_approved(session: AsyncSession, *, user_id: int) -> bool:
+    return any(m.status == KycStatus.approved for m in await _owned(session, user_id=user_id))
+
+
+async def withdraw_applications(session: AsyncSession, *, user: User) -> list[str]:
+    """Delete the user's merchants that were never approved, in the caller's transaction.
+    Returns the storage keys of their documents, to delete once the transaction commits."""
+    keys: list[str] = []
+    for merchant in await _owned(session, user_id=user.id):
+        if merchant.status == KycStatus.approved:
+            raise Conflict("owner_of_merchant", "An approved merchant cannot be withdrawn.")
+        keys += [d.storage_key for d in await documents(session, merchant_id=merchant.id)]
+        _audit_kyc(session, actor=user, merchant_id=merchant.id, action="withdrawn")
+        await session.delete(merchant)
+    return keys
 
 
 async def leave_all(session: AsyncSession, *, user: User) -> None:

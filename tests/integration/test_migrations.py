@@ -1,0 +1,31 @@
+"""Migrations go down and up again with data in the tables."""
+
+import pytest
+from sqlalchemy import text
+
+from mobimart.db import Database
+from mobimart.migrate import alembic_config
+from tests.conftest import call_in_thread
+
+
+@pytest.mark.parametrize("target", ["0001"])
+async def test_downgrade_and_upgrade_with_data(
+    db: Database, database_url: str, target: str
+) -> None:
+    from alembic import command
+
+    async with db.session() as s:
+        await s.execute(
+            text(
+                "INSERT INTO otp_codes (phone_hash, code_digest, attempts, created_at, expires_at)"
+                " VALUES ('h', 'd', 0, '2026-01-01 00:00:00', '2026-01-01 00:05:00')"
+            )
+        )
+        await s.commit()
+    await db.dispose()
+    config = alembic_config(database_url)
+    call_in_thread(lambda: command.downgrade(config, target))
+    call_in_thread(lambda: command.upgrade(config, "head"))
+    async with db.session() as s:
+        assert await s.scalar(text("SELECT count(*) FROM otp_codes")) == 1
+        assert await s.scalar(text("SELECT count(*) FROM rate_counters")) == 0
