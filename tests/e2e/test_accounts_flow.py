@@ -14,7 +14,7 @@ NEW_PHONE = "+8613612345001"
 async def sign_in(page: Any, phone: str) -> None:
     await page.goto("/signin")
     await page.fill("#phone", phone)
-    await page.click("text=Send code")
+    await page.click("form[action='/signin'] button[type=submit]")
     await page.wait_for_selector("#code")
     outbox = await page.context.new_page()
     code = await read_outbox_code(outbox, phone)

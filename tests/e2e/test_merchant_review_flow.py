@@ -59,3 +59,39 @@ async def test_apply_approve_and_see_approved(
     assert await merchant.locator("#kyc-status").inner_text() == "Approved"
     assert await no_sideways_scroll(merchant)
     await merchant.screenshot(path=str(screenshot_dir() / "console-approved.png"), full_page=True)
+
+
+async def test_owner_invites_and_staff_accepts(phone_context: Any, server: Server) -> None:
+    """The demo merchant owner invites a number; its owner signs up and accepts under Sell."""
+    owner = await (await phone_context()).new_page()
+    await owner.goto("/signin")
+    await owner.click("text=Sign in with a password")
+    await owner.fill("#pw-phone", "+8613700137001")
+    await owner.fill("#password", "mobimart-demo")
+    await owner.click("form[action='/signin/password'] button[type=submit]")
+    await owner.wait_for_url("**/me")
+    await owner.goto("/console")
+    await owner.click("text=Retrospot Home 红点家居")
+    await owner.fill("#staff-phone", "136 1234 7001")
+    await owner.click("form[action$='/invitations'] button[type=submit]")
+    await owner.wait_for_url("**notice=invited")
+    assert "136****7001" in await owner.locator("#pending-invitations").inner_text()
+
+    clerk = await (await phone_context(locale="zh-CN")).new_page()
+    await sign_in(clerk, "+8613612347001")
+    await clerk.wait_for_url("**/me")
+    await clerk.click("nav.tabbar >> text=开店")
+    invitation = clerk.locator("#invitations")
+    assert "Retrospot Home 红点家居 邀请您加入团队" in await invitation.inner_text()
+    await clerk.screenshot(path=str(screenshot_dir() / "invitation-zh.png"))
+    await invitation.locator("text=接受").click()
+    await clerk.wait_for_url("**notice=joined")
+    team = await clerk.locator("#team").inner_text()
+    assert "136****7001" in team
+    assert "137****7001" in team
+    assert "13612347001" not in await clerk.content()
+    assert await no_sideways_scroll(clerk)
+
+    await owner.reload()
+    assert await owner.locator("#pending-invitations").count() == 0
+    assert "136****7001" in await owner.locator("#team").inner_text()
