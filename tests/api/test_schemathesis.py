@@ -6,9 +6,7 @@ so authenticated operations are exercised past the 401 (DELETE /me gets a throwa
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,25 +21,13 @@ from mobimart.catalog import service as catalog
 from mobimart.db import Database
 from mobimart.settings import get_settings
 from tests import factories
-from tests.conftest import empty_pg, run_in_thread
+from tests.conftest import run_in_thread
 
 EXAMPLES = 25
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def fuzz_db_url(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        path = tmp_path / "fuzz.db"
-        shutil.copyfile(sqlite_template, path)
-        return f"sqlite+aiosqlite:///{path}"
-    url: str = request.getfixturevalue("pg_url")
-    empty_pg(url)
-    return url
-
-
 @pytest.fixture
-def token_factory(fuzz_db_url: str) -> Callable[[bool], str]:
-    database_url = fuzz_db_url
+def token_factory(database_url: str) -> Callable[[bool], str]:
 
     async def seed() -> int:
         database = Database(database_url, null_pool=True)
@@ -103,9 +89,11 @@ def _fuzz(operation: Any, token: Callable[[], str]) -> Callable[[], None]:
     return check  # type: ignore[no-any-return]
 
 
-def test_api_conforms_to_its_schema(fuzz_db_url: str, token_factory: Callable[[bool], str]) -> None:
+def test_api_conforms_to_its_schema(
+    database_url: str, token_factory: Callable[[bool], str]
+) -> None:
     get_settings().otp_resend_seconds = 0
-    app = create_app(get_settings().model_copy(update={"database_url": fuzz_db_url}))
+    app = create_app(get_settings().model_copy(update={"database_url": database_url}))
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     failures: dict[str, str] = {}
     operations = 0
