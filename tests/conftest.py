@@ -162,6 +162,16 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_search_indexes() -> Iterator[None]:
+    """Search indexes are per process and database; PostgreSQL tests reuse one database."""
+    from mobimart.search import service as search
+
+    search._indexes.clear()
+    yield
+    search._indexes.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test may change settings in place; they are restored after it."""
     settings = get_settings()

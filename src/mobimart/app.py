@@ -27,6 +27,8 @@ from mobimart.errors import PROBLEM_CONTENT_TYPE, DomainError, problem
 from mobimart.logs import quiet_url_loggers
 from mobimart.merchants import api as merchants_api
 from mobimart.merchants import pages as merchants_pages
+from mobimart.search import api as search_api
+from mobimart.search import pages as search_pages
 from mobimart.settings import Settings, get_settings
 from mobimart.web import i18n, openapi
 from mobimart.web.deps import SignInRequired
@@ -139,9 +141,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_middleware(LocaleAndSecurityHeaders, default_locale=settings.default_locale)
 
-    for module in (accounts_api, merchants_api, audit_api, catalog_api):
+    for module in (accounts_api, merchants_api, audit_api, catalog_api, search_api):
         app.include_router(module.router, prefix="/api/v1")
-    for module in (catalog_pages, accounts_pages, merchants_pages):
+    for module in (catalog_pages, search_pages, accounts_pages, merchants_pages):
         app.include_router(module.router, include_in_schema=False)
     app.mount(
         "/static",

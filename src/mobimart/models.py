@@ -2,7 +2,7 @@
 
 from mobimart.accounts.models import AuthToken, Consent, OtpCode, User
 from mobimart.audit.models import AuditEntry
-from mobimart.catalog.models import Category, Product, Shop
+from mobimart.catalog.models import Category, Product, ProductChange, Shop
 from mobimart.infra.sms.models import SmsMessage
 from mobimart.infra.throttle import RateCounter
 from mobimart.merchants.models import KycDocument, Merchant, MerchantMember
@@ -17,6 +17,7 @@ __all__ = [
     "MerchantMember",
     "OtpCode",
     "Product",
+    "ProductChange",
     "RateCounter",
     "Shop",
     "SmsMessage",

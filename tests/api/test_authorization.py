@@ -118,6 +118,8 @@ ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
     ("GET", "/api/v1/products/{product_id}"): (EVERYONE, none),
     ("GET", "/api/v1/shops"): (EVERYONE, none),
     ("GET", "/api/v1/categories"): (EVERYONE, none),
+    ("GET", "/api/v1/search"): (EVERYONE, lambda w: {"params": {"q": "cup"}}),
+    ("GET", "/api/v1/search/suggest"): (EVERYONE, lambda w: {"params": {"q": "cu"}}),
     ("GET", "/api/v1/admin/kyc"): ({ADMIN}, none),
     ("GET", "/api/v1/admin/kyc/{merchant_id}"): ({ADMIN}, none),
     ("GET", "/api/v1/admin/kyc/{merchant_id}/documents/{document_id}"): ({ADMIN}, none),

@@ -308,3 +308,27 @@ async def test_refused_upload_leaves_no_file(
     )
     assert response.status_code == 409
     assert sorted(p for p in files.rglob("*") if p.is_file()) == before
+
+
+async def test_search_page_and_api_find_products(
+    client: httpx.AsyncClient, db: Database, make_user: Any
+) -> None:
+    from mobimart.catalog import service as catalog
+
+    owner, admin = await make_user(), await make_user(admin=True)
+    merchant = await factories.merchant(db, owner, admin=admin)
+    async with db.session() as s:
+        await catalog.create_product(
+            s, merchant=merchant, name="Ceramic Tea Mug", price_minor=2500, stock=9, publish=True
+        )
+    page = await client.get("/search", params={"q": "ceramik mug"})
+    assert page.status_code == 200
+    assert "Ceramic Tea Mug" in page.text
+    assert "¥25.00" in page.text
+    empty = await client.get("/search", params={"q": "<b>zebra</b>"})
+    assert "Nothing matches" in empty.text
+    assert "<b>zebra</b>" not in empty.text
+    api = (await client.get("/api/v1/search", params={"q": "tea mug"})).json()
+    assert [p["name"] for p in api["items"]] == ["Ceramic Tea Mug"]
+    assert (await client.get("/api/v1/search/suggest", params={"q": "cer"})).json() == ["ceramic"]
+    assert (await client.get("/api/v1/search", params={"q": ""})).status_code == 422

@@ -49,3 +49,15 @@ class Product(Base):
     stock: Mapped[int] = mapped_column(default=0)
     status: Mapped[str] = mapped_column(String(10))  # draft | published | archived
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ProductChange(Base):
+    """The catalogue's change feed: one row per product change, written in the same
+    transaction. Readers (each process's search index) apply the rows after the last id they
+    saw, so a change is visible everywhere at their next query."""
+
+    __tablename__ = "product_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(index=True)
+    changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, select
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.catalog import domain
 from mobimart.catalog.domain import ProductStatus
-from mobimart.catalog.models import Category, Product, Shop
+from mobimart.catalog.models import Category, Product, ProductChange, Shop
 from mobimart.db import unique_or
 from mobimart.errors import DomainError, NotFound
 from mobimart.merchants import service as merchants
@@ -57,6 +59,8 @@ async def create_product(
         status=ProductStatus.published if publish else ProductStatus.draft,
     )
     session.add(product)
+    await session.flush()
+    session.add(ProductChange(product_id=product.id))
     await session.commit()
     return product
 
@@ -124,3 +128,67 @@ async def open_shop(session: AsyncSession, *, shop_id: int) -> Shop:
 
 async def categories(session: AsyncSession) -> list[Category]:
     return list(await session.scalars(select(Category).order_by(Category.id)))
+
+
+# --- change feed (read by the search index) ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SearchDocument:
+    product_id: int
+    fields: dict[str, str]
+
+
+async def latest_change(session: AsyncSession) -> int:
+    return (await session.scalar(select(func.max(ProductChange.id)))) or 0
+
+
+async def changes_since(
+    session: AsyncSession, *, after_id: int, also: list[int] | None = None, limit: int = 1000
+) -> list[ProductChange]:
+    """Changes after `after_id`, plus the ids in `also` (gaps a reader is still waiting for)."""
+    newer = ProductChange.id > after_id
+    where = or_(newer, ProductChange.id.in_(also)) if also else newer
+    rows = await session.scalars(
+        select(ProductChange).where(where).order_by(ProductChange.id).limit(limit)
+    )
+    return list(rows)
+
+
+async def search_documents(
+    session: AsyncSession, *, product_ids: list[int] | None = None
+) -> list[SearchDocument]:
+    """What search indexes: published products of approved merchants, with their text."""
+    stmt = (
+        select(Product, Category.name_en, Category.name_zh)
+        .join(Merchant, Merchant.id == Product.merchant_id)
+        .outerjoin(Category, Category.id == Product.category_id)
+        .where(*_visible())
+    )
+    if product_ids is not None:
+        stmt = stmt.where(Product.id.in_(product_ids))
+    rows = await session.execute(stmt)
+    return [
+        SearchDocument(
+            product.id,
+            {
+                "title": product.name,
+                "category": " ".join(filter(None, (name_en, name_zh))),
+                "description": product.description,
+            },
+        )
+        for product, name_en, name_zh in rows
+    ]
+
+
+async def products_by_ids(session: AsyncSession, *, product_ids: list[int]) -> list[Product]:
+    """Visible products in the order of the ids given."""
+    rows = {
+        p.id: p
+        for p in await session.scalars(
+            select(Product)
+            .join(Merchant, Merchant.id == Product.merchant_id)
+            .where(Product.id.in_(product_ids), *_visible())
+        )
+    }
+    return [rows[i] for i in product_ids if i in rows]

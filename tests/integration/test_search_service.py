@@ -1,0 +1,57 @@
+from typing import Any
+
+from mobimart.catalog import service as catalog
+from mobimart.db import Database
+from mobimart.search import service as search
+from mobimart.search.engine import SearchIndex
+from mobimart.search.service import _advance, _Live
+from tests import factories
+
+
+async def _shop(db: Database, make_user: Any, n: int = 1) -> Any:
+    owner, admin = await make_user(), await make_user(admin=True)
+    return await factories.merchant(db, owner, admin=admin, n=n)
+
+
+async def test_published_products_are_found_by_relevance(db: Database, make_user: Any) -> None:
+    merchant = await _shop(db, make_user)
+    async with db.session() as s:
+        for name in ("Brass Door Knob", "Door Hinge Set", "Garden Hose 50 ft."):
+            await catalog.create_product(
+                s, merchant=merchant, name=name, price_minor=1000, stock=3, publish=True
+            )
+        await catalog.create_product(
+            s, merchant=merchant, name="Door Knob Draft", price_minor=1000, stock=3
+        )
+        found = [p.name for p in await search.search(s, query="door knob")]
+    assert found[0] == "Brass Door Knob"
+    assert "Door Knob Draft" not in found  # drafts are not searchable
+    assert "Garden Hose 50 ft." not in found
+
+
+async def test_a_new_product_is_found_at_the_next_query(db: Database, make_user: Any) -> None:
+    merchant = await _shop(db, make_user)
+    async with db.session() as s:
+        assert await search.search(s, query="lantern") == []  # the index exists from here
+        await catalog.create_product(
+            s, merchant=merchant, name="Paper Lantern", price_minor=500, stock=1, publish=True
+        )
+        assert [p.name for p in await search.search(s, query="lantrn")] == ["Paper Lantern"]
+        assert await search.suggest(s, prefix="lan") == ["lantern"]
+
+
+async def test_unapproved_merchants_products_are_not_found(db: Database, make_user: Any) -> None:
+    owner = await make_user()
+    await factories.merchant(db, owner, status="pending")
+    async with db.session() as s:
+        assert await search.search(s, query="anything") == []
+
+
+def test_changes_committed_out_of_order_are_waited_for() -> None:
+    live = _Live(SearchIndex(), last_change=10)
+    _advance(live, [11, 13, 14])  # 12 is still in an open transaction
+    assert live.last_change == 14
+    assert set(live.gaps) == {12}
+    _advance(live, [12])  # it committed: applied late, no longer waited for
+    assert live.gaps == {}
+    assert live.last_change == 14
