@@ -162,10 +162,12 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_search_indexes() -> Iterator[None]:
-    """Search indexes are per process and database; PostgreSQL tests reuse one database."""
+def _fresh_search_indexes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Search indexes are per process and database; PostgreSQL tests reuse one database.
+    The change feed is read at every query unless a test sets the interval."""
     from mobimart.search import service as search
 
+    monkeypatch.setattr(search, "FEED_POLL_S", 0.0)
     search._indexes.clear()
     yield
     search._indexes.clear()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -129,6 +130,57 @@ def createadmin(
     console.print(
         f"User {user_id} is a platform admin. They sign in with a code sent to the number."
     )
+
+
+catalog_app = typer.Typer(help="Catalogue tools.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+@catalog_app.command("import")
+def catalog_import(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV with a header row"),
+    merchant: int = typer.Option(..., "--merchant", help="Merchant id (must be approved)"),
+    publish: bool = typer.Option(False, help="Publish the products at once (else drafts)"),
+) -> None:
+    """Import products: name, price (e.g. 12.50), stock, category (slug), description."""
+    from mobimart.catalog.importing import import_products, lines_of
+    from mobimart.db import Database
+    from mobimart.errors import DomainError
+    from mobimart.merchants import service as merchants
+
+    data = file.read_bytes()
+    rows = max(data.count(b"\n") - 1, 0)
+
+    async def run() -> None:
+        database = Database(get_settings().database_url)
+        try:
+            async with database.session() as session:
+                owner = await merchants.get(session, merchant_id=merchant)
+                with Progress(console=console) as progress:
+                    task = progress.add_task("importing", total=rows)
+                    report = await import_products(
+                        session,
+                        merchant=owner,
+                        lines=lines_of(data),
+                        publish=publish,
+                        progress=lambda n: progress.advance(task, n),
+                    )
+        finally:
+            await database.dispose()
+        console.print(f"[green]{report.imported} products imported.[/green]")
+        if report.errors:
+            table = Table(title=f"{len(report.errors)} rows not imported")
+            table.add_column("line", justify="right")
+            table.add_column("reason")
+            for line, reason in report.errors[:200]:
+                table.add_row(str(line), reason)
+            console.print(table)
+
+    try:
+        asyncio.run(run())
+    except DomainError as exc:
+        console.print(f"[red]{exc.detail}[/red]")
+        raise typer.Exit(2) from None
 
 
 @app.command("rotate-keys")

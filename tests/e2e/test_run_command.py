@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import httpx
 
 from tests.e2e.conftest import Server
@@ -46,3 +50,31 @@ def test_server_log_holds_no_codes_or_numbers(server: Server) -> None:
     log = server.log.read_text()
     assert "13612347001" not in log
     assert "Your code" not in log
+
+
+def test_catalog_import_command_reports_bad_rows(server: Server, tmp_path: Path) -> None:
+    csv_file = tmp_path / "products.csv"
+    csv_file.write_text("name,price,stock\nStoneware Teapot,88.00,5\nBroken Row,free,1\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mobimart",
+            "catalog",
+            "import",
+            str(csv_file),
+            "--merchant",
+            "1",
+            "--publish",
+        ],
+        env=server.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert "1 products imported." in result.stdout
+    assert "1 rows not imported" in result.stdout
+    assert "not a number" in result.stdout
+    found = httpx.get(server.url + "/api/v1/search", params={"q": "stoneware teapot"}).json()
+    assert found["items"][0]["name"] == "Stoneware Teapot"  # demo teapots follow it

@@ -55,3 +55,30 @@ def test_changes_committed_out_of_order_are_waited_for() -> None:
     _advance(live, [12])  # it committed: applied late, no longer waited for
     assert live.gaps == {}
     assert live.last_change == 14
+
+
+async def test_the_feed_is_read_at_most_every_interval(
+    db: Database, make_user: Any, monkeypatch: Any
+) -> None:
+    import asyncio
+
+    monkeypatch.setattr(search, "FEED_POLL_S", 0.3)
+    merchant = await _shop(db, make_user)
+    async with db.session() as s:
+        assert await search.search(s, query="kettle") == []
+        await catalog.create_product(
+            s, merchant=merchant, name="Steel Kettle", price_minor=500, stock=1, publish=True
+        )
+        assert await search.search(s, query="kettle") == []  # within the interval
+        await asyncio.sleep(0.35)
+        assert [p.name for p in await search.search(s, query="kettle")] == ["Steel Kettle"]
+
+
+async def test_long_marketplace_titles_are_accepted(db: Database, make_user: Any) -> None:
+    merchant = await _shop(db, make_user)
+    title = "Ultra Durable " * 12  # 168 characters
+    async with db.session() as s:
+        product = await catalog.create_product(
+            s, merchant=merchant, name=title, price_minor=500, stock=1, publish=True
+        )
+    assert product.name == title.strip()

@@ -4,12 +4,12 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
-from mobimart.catalog.domain import MAX_PRICE_MINOR, MAX_STOCK, ProductStatus
+from mobimart.catalog.domain import MAX_PRICE_MINOR, MAX_STOCK, NAME_MAX, ProductStatus
 from mobimart.web.schemas import MAX_ID, InputModel
 
 
 class ProductIn(InputModel):
-    name: str = Field(min_length=1, max_length=120)
+    name: str = Field(min_length=1, max_length=NAME_MAX)
     description: str = Field("", max_length=5000)
     price_minor: int = Field(gt=0, le=MAX_PRICE_MINOR, description="Price in minor units (fen)")
     stock: int = Field(0, ge=0, le=MAX_STOCK)

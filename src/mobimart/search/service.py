@@ -19,6 +19,9 @@ MAX_RESULTS = 100
 # On PostgreSQL a change with a lower id can commit after a higher one: ids skipped over are
 # looked for again at each query for a minute, longer than any catalogue transaction takes.
 GAP_PATIENCE_S = 60.0
+# The feed is read at most this often per process: a change is findable within a second, and
+# most queries skip the round trip (a third of a query's time on SQLite).
+FEED_POLL_S = 0.25
 
 
 @dataclass
@@ -26,6 +29,7 @@ class _Live:
     index: SearchIndex
     last_change: int
     gaps: dict[int, float] = field(default_factory=dict)  # change id -> when first missed
+    polled_at: float = 0.0
 
 
 # Keyed by database URL: tests and tools may talk to several databases in one process.
@@ -42,6 +46,10 @@ async def _current(session: AsyncSession) -> SearchIndex:
         for doc in await catalog.search_documents(session):
             index.add(doc.product_id, doc.fields)
         live = _indexes[key] = _Live(index, last)
+    now = time.monotonic()
+    if now - live.polled_at < FEED_POLL_S:
+        return live.index
+    live.polled_at = now
     while changes := await catalog.changes_since(
         session, after_id=live.last_change, also=list(live.gaps)
     ):
