@@ -114,6 +114,15 @@ ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
         MERCHANT_A,
         lambda w: {"json": {"name": "Teapot", "price_minor": 4900, "stock": 3}},
     ),
+    ("GET", "/api/v1/merchants/{merchant_id}/products/{product_id}"): (MERCHANT_A, none),
+    ("PATCH", "/api/v1/merchants/{merchant_id}/products/{product_id}"): (
+        MERCHANT_A,
+        lambda w: {"json": {"stock": 7}},
+    ),
+    ("POST", "/api/v1/merchants/{merchant_id}/products/{product_id}/{action}"): (
+        MERCHANT_A,
+        none,
+    ),
     ("GET", "/api/v1/products"): (EVERYONE, none),
     ("GET", "/api/v1/products/{product_id}"): (EVERYONE, none),
     ("GET", "/api/v1/shops"): (EVERYONE, none),
@@ -186,7 +195,8 @@ async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
 def fill(path: str, world: World) -> str:
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
-        return "sms" if name == "channel" else str(world.ids[name])
+        fixed = {"channel": "sms", "action": "archive"}
+        return fixed.get(name) or str(world.ids[name])
 
     return re.sub(r"\{(\w+)\}", value, path)
 

@@ -82,3 +82,33 @@ async def test_long_marketplace_titles_are_accepted(db: Database, make_user: Any
             s, merchant=merchant, name=title, price_minor=500, stock=1, publish=True
         )
     assert product.name == title.strip()
+
+
+async def test_edits_and_states_reach_search(db: Database, make_user: Any) -> None:
+    import pytest
+
+    from mobimart.errors import DomainError
+
+    merchant = await _shop(db, make_user)
+    async with db.session() as s:
+        product = await catalog.create_product(
+            s, merchant=merchant, name="Bamboo Cutting Board", price_minor=900, stock=2
+        )
+        assert await search.search(s, query="cutting board") == []  # a draft
+        await catalog.set_status(s, merchant=merchant, product_id=product.id, action="publish")
+        assert len(await search.search(s, query="cutting board")) == 1
+        await catalog.update_product(
+            s, merchant=merchant, product_id=product.id, changes={"name": "Bamboo Serving Tray"}
+        )
+        assert await search.search(s, query="cutting board") == []
+        assert len(await search.search(s, query="serving tray")) == 1
+        await catalog.set_status(s, merchant=merchant, product_id=product.id, action="archive")
+        assert await search.search(s, query="serving tray") == []
+        with pytest.raises(DomainError) as err:
+            await catalog.set_status(s, merchant=merchant, product_id=product.id, action="archive")
+        assert err.value.code == "invalid_transition"
+        with pytest.raises(DomainError) as err:
+            await catalog.update_product(
+                s, merchant=merchant, product_id=product.id, changes={"price_minor": 0}
+            )
+        assert err.value.code == "invalid_price"

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
 from mobimart.catalog import service as catalog
 from mobimart.catalog.models import Category, Product, Shop
-from mobimart.catalog.schemas import CategoryOut, ProductIn, ProductOut, ShopOut
+from mobimart.catalog.schemas import CategoryOut, ProductIn, ProductOut, ProductUpdate, ShopOut
 from mobimart.merchants import service as merchants
 from mobimart.web.deps import CurrentUser, Session
 from mobimart.web.pagination import Page, PageParams, make_page, page_params
@@ -84,3 +84,48 @@ async def merchant_products(
         session, merchant_id=merchant_id, before_id=page.before_id, limit=page.fetch
     )
     return make_page(rows, page, product_out, key=lambda p: p.id)
+
+
+@router.get("/merchants/{merchant_id}/products/{product_id}")
+async def merchant_product(
+    merchant_id: IdPath, product_id: IdPath, user: CurrentUser, session: Session
+) -> ProductOut:
+    await merchants.membership(session, merchant_id=merchant_id, user=user)
+    return product_out(
+        await catalog.merchant_product(session, merchant_id=merchant_id, product_id=product_id)
+    )
+
+
+@router.patch("/merchants/{merchant_id}/products/{product_id}")
+async def update_product(
+    merchant_id: IdPath,
+    product_id: IdPath,
+    body: ProductUpdate,
+    user: CurrentUser,
+    session: Session,
+) -> ProductOut:
+    """Change name, description, price, stock or category; search sees it within a second."""
+    merchant, _ = await merchants.membership(session, merchant_id=merchant_id, user=user)
+    product = await catalog.update_product(
+        session,
+        merchant=merchant,
+        product_id=product_id,
+        changes=body.model_dump(exclude_unset=True),
+    )
+    return product_out(product)
+
+
+@router.post("/merchants/{merchant_id}/products/{product_id}/{action}")
+async def change_status(
+    merchant_id: IdPath,
+    product_id: IdPath,
+    action: Literal["publish", "archive"],
+    user: CurrentUser,
+    session: Session,
+) -> ProductOut:
+    """Publish (approved merchants) or archive a product."""
+    merchant, _ = await merchants.membership(session, merchant_id=merchant_id, user=user)
+    product = await catalog.set_status(
+        session, merchant=merchant, product_id=product_id, action=action
+    )
+    return product_out(product)

@@ -27,3 +27,15 @@ def check_product(name: str, price_minor: int, stock: int) -> str:
     if not 0 <= stock <= MAX_STOCK:
         raise DomainError("invalid_stock", f"Stock is 0 to {MAX_STOCK}.", 422)
     return name
+
+
+_TRANSITIONS = {
+    "publish": ({ProductStatus.draft, ProductStatus.archived}, ProductStatus.published),
+    "archive": ({ProductStatus.draft, ProductStatus.published}, ProductStatus.archived),
+}
+
+
+def transition(action: str) -> tuple[frozenset[ProductStatus], ProductStatus]:
+    """The statuses an action starts from, and the one it leads to."""
+    sources, target = _TRANSITIONS[action]
+    return frozenset(sources), target

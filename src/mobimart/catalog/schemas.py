@@ -17,6 +17,16 @@ class ProductIn(InputModel):
     publish: bool = False
 
 
+class ProductUpdate(InputModel):
+    """Only the fields sent change."""
+
+    name: str = Field(None, min_length=1, max_length=NAME_MAX)  # type: ignore[assignment]
+    description: str = Field(None, max_length=5000)  # type: ignore[assignment]
+    price_minor: int = Field(None, gt=0, le=MAX_PRICE_MINOR)  # type: ignore[assignment]
+    stock: int = Field(None, ge=0, le=MAX_STOCK)  # type: ignore[assignment]
+    category_id: int | None = Field(None, ge=1, le=MAX_ID)
+
+
 class ProductOut(BaseModel):
     id: int
     shop_id: int

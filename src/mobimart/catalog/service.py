@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.catalog import domain
 from mobimart.catalog.domain import ProductStatus
 from mobimart.catalog.models import Category, Product, ProductChange, Shop
 from mobimart.db import unique_or
-from mobimart.errors import DomainError, NotFound
+from mobimart.errors import Conflict, DomainError, NotFound
 from mobimart.merchants import service as merchants
 from mobimart.merchants.domain import KycStatus
 from mobimart.merchants.models import Merchant
@@ -62,6 +63,64 @@ async def create_product(
     await session.flush()
     session.add(ProductChange(product_id=product.id))
     await session.commit()
+    return product
+
+
+async def merchant_product(session: AsyncSession, *, merchant_id: int, product_id: int) -> Product:
+    product = await session.scalar(
+        select(Product).where(Product.id == product_id, Product.merchant_id == merchant_id)
+    )
+    if product is None:
+        raise NotFound("Product")
+    return product
+
+
+async def update_product(
+    session: AsyncSession,
+    *,
+    merchant: Merchant,
+    product_id: int,
+    changes: dict[str, Any],
+) -> Product:
+    """Change some of name, description, price_minor, stock, category_id."""
+    product = await merchant_product(session, merchant_id=merchant.id, product_id=product_id)
+    name = domain.check_product(
+        changes.get("name", product.name),
+        changes.get("price_minor", product.price_minor),
+        changes.get("stock", product.stock),
+    )
+    category_id = changes.get("category_id", product.category_id)
+    if category_id is not None and await session.get(Category, category_id) is None:
+        raise DomainError("unknown_category", "That category does not exist.", 422)
+    for key, value in changes.items():
+        setattr(product, key, value)
+    product.name = name
+    session.add(ProductChange(product_id=product.id))
+    await session.commit()
+    return product
+
+
+async def set_status(
+    session: AsyncSession, *, merchant: Merchant, product_id: int, action: str
+) -> Product:
+    """Publish or archive. Publishing needs an approved merchant."""
+    sources, target = domain.transition(action)
+    if target is ProductStatus.published:
+        merchants.require_approved(merchant)
+    product = await merchant_product(session, merchant_id=merchant.id, product_id=product_id)
+    moved = await session.execute(
+        update(Product)
+        .where(Product.id == product.id, Product.status.in_([s.value for s in sources]))
+        .values(status=target.value)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(
+            "invalid_transition", f"A product that is {product.status} cannot be {action}ed."
+        )
+    session.add(ProductChange(product_id=product.id))
+    await session.commit()
+    await session.refresh(product)
     return product
 
 
