@@ -68,15 +68,23 @@ def _apply_fields(merchant: Merchant, app: Application) -> None:
     merchant.contact_phone_hash = vault.lookup_hash(app.contact_phone)
 
 
-def _audit_kyc(
-    session: AsyncSession, *, actor: User, merchant_id: int, action: str, reason: str = ""
+def _audit(
+    session: AsyncSession,
+    *,
+    actor: User,
+    merchant_id: int,
+    action: str,
+    subject: tuple[str, int] | None = None,
+    reason: str = "",
 ) -> None:
+    """One audit entry about a merchant; the subject is the merchant itself unless given."""
+    subject_type, subject_id = subject or ("merchant", merchant_id)
     audit.record(
         session,
         actor_id=actor.id,
-        action=f"kyc.{action}",
-        subject_type="merchant",
-        subject_id=merchant_id,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
         merchant_id=merchant_id,
         reason=reason,
     )
@@ -146,7 +154,7 @@ async def apply(session: AsyncSession, *, user: User, application: Application) 
     session.add(merchant)
     await session.flush()
     session.add(MerchantMember(merchant_id=merchant.id, user_id=user.id, role=MemberRole.owner))
-    _audit_kyc(session, actor=user, merchant_id=merchant.id, action="created")
+    _audit(session, actor=user, merchant_id=merchant.id, action="kyc.created")
     await session.commit()
     return merchant
 
@@ -174,7 +182,7 @@ async def update_application(
     validated = application.validated()
     await _claim_editable(session, merchant.id)
     _apply_fields(merchant, validated)
-    _audit_kyc(session, actor=user, merchant_id=merchant.id, action="updated")
+    _audit(session, actor=user, merchant_id=merchant.id, action="kyc.updated")
     await session.commit()
     return merchant
 
@@ -239,7 +247,7 @@ async def submit(session: AsyncSession, *, merchant: Merchant, user: User) -> Me
     domain.ensure_documents(kinds)
     merchant.status = KycStatus.pending
     merchant.submitted_at = utcnow()
-    _audit_kyc(session, actor=user, merchant_id=merchant.id, action="submitted")
+    _audit(session, actor=user, merchant_id=merchant.id, action="kyc.submitted")
     await session.commit()
     return merchant
 
@@ -273,8 +281,12 @@ async def decide(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         # The update matched nothing, so nothing needs undoing: the caller's objects stay usable.
         raise Conflict("not_pending", "Another reviewer decided this application first.")
-    _audit_kyc(
-        session, actor=admin, merchant_id=merchant_id, action=decision.value, reason=reason.strip()
+    _audit(
+        session,
+        actor=admin,
+        merchant_id=merchant_id,
+        action=f"kyc.{decision.value}",
+        reason=reason.strip(),
     )
     await session.commit()
     await session.refresh(merchant)
@@ -323,13 +335,12 @@ async def invite_staff(
     )
     async with unique_or(session, Conflict("already_invited", "This number is already invited.")):
         session.add(invitation)
-    audit.record(
+    _audit(
         session,
-        actor_id=actor.id,
-        action="staff.invited",
-        subject_type="invitation",
-        subject_id=invitation.id,
+        actor=actor,
         merchant_id=merchant.id,
+        action="staff.invited",
+        subject=("invitation", invitation.id),
     )
     await session.commit()
     return invitation
@@ -354,13 +365,12 @@ async def cancel_invitation(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise NotFound("Invitation")
-    audit.record(
+    _audit(
         session,
-        actor_id=actor.id,
-        action="staff.invitation_cancelled",
-        subject_type="invitation",
-        subject_id=invitation_id,
+        actor=actor,
         merchant_id=merchant.id,
+        action="staff.invitation_cancelled",
+        subject=("invitation", invitation_id),
     )
     await session.commit()
 
@@ -400,13 +410,12 @@ async def answer_invitation(
             session.add(
                 MerchantMember(merchant_id=merchant_id, user_id=user.id, role=MemberRole.staff)
             )
-    audit.record(
+    _audit(
         session,
-        actor_id=user.id,
-        action="staff.joined" if accept else "staff.declined",
-        subject_type="invitation",
-        subject_id=invitation_id,
+        actor=user,
         merchant_id=merchant_id,
+        action="staff.joined" if accept else "staff.declined",
+        subject=("invitation", invitation_id),
     )
     await session.commit()
     return await get(session, merchant_id=merchant_id) if accept else None
@@ -421,13 +430,12 @@ async def remove_staff(
     if member.role == MemberRole.owner:
         raise Conflict("owner_stays", "The owner cannot be removed.")
     await session.delete(member)
-    audit.record(
+    _audit(
         session,
-        actor_id=actor.id,
-        action="staff.removed",
-        subject_type="user",
-        subject_id=member.user_id,
+        actor=actor,
         merchant_id=merchant.id,
+        action="staff.removed",
+        subject=("user", member.user_id),
     )
     await session.commit()
 
@@ -475,7 +483,7 @@ async def withdraw_applications(session: AsyncSession, *, user: User) -> list[st
         if merchant.status == KycStatus.approved:
             raise Conflict("owner_of_merchant", "An approved merchant cannot be withdrawn.")
         keys += [d.storage_key for d in await documents(session, merchant_id=merchant.id)]
-        _audit_kyc(session, actor=user, merchant_id=merchant.id, action="withdrawn")
+        _audit(session, actor=user, merchant_id=merchant.id, action="kyc.withdrawn")
         await session.delete(merchant)
     return keys
 
