@@ -7,6 +7,7 @@ from urllib.parse import quote
 from fastapi.responses import RedirectResponse
 
 from mobimart.errors import DomainError
+from mobimart.web.i18n import gettext_
 
 
 def safe_next(target: str | None, default: str = "/me") -> str:
@@ -23,6 +24,5 @@ def see_other(url: str, notice: str | None = None) -> RedirectResponse:
 
 
 def message_of(exc: DomainError) -> str:
-    from mobimart.web.i18n import gettext_
-
+    """The error's text in the page's language (catalogued messages are translated)."""
     return gettext_(exc.detail)
