@@ -162,15 +162,15 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_search_indexes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Search indexes are per process and database; PostgreSQL tests reuse one database.
-    The change feed is read at every query unless a test sets the interval."""
-    from mobimart.search import service as search
+def _fresh_catalogue_replicas(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Catalogue replicas are per process and database; PostgreSQL tests reuse one database.
+    The change feed is read at every request unless a test sets the interval."""
+    from mobimart.catalog import feed
 
-    monkeypatch.setattr(search, "FEED_POLL_S", 0.0)
-    search._indexes.clear()
+    monkeypatch.setattr(feed, "FEED_POLL_S", 0.0)
+    feed.reset()
     yield
-    search._indexes.clear()
+    feed.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,7 @@ from mobimart.accounts import api as accounts_api
 from mobimart.accounts import pages as accounts_pages
 from mobimart.audit import api as audit_api
 from mobimart.catalog import api as catalog_api
+from mobimart.catalog import brand_api
 from mobimart.catalog import pages as catalog_pages
 from mobimart.db import Database
 from mobimart.errors import PROBLEM_CONTENT_TYPE, DomainError, problem
@@ -141,7 +142,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_middleware(LocaleAndSecurityHeaders, default_locale=settings.default_locale)
 
-    for module in (accounts_api, merchants_api, audit_api, catalog_api, search_api):
+    # Busiest first: routes are matched one by one, and each miss costs a few microseconds.
+    for module in (catalog_api, search_api, brand_api, accounts_api, merchants_api, audit_api):
         app.include_router(module.router, prefix="/api/v1")
     for module in (catalog_pages, search_pages, accounts_pages, merchants_pages):
         app.include_router(module.router, include_in_schema=False)

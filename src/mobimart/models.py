@@ -2,7 +2,16 @@
 
 from mobimart.accounts.models import AuthToken, Consent, OtpCode, User
 from mobimart.audit.models import AuditEntry
-from mobimart.catalog.models import Category, Product, ProductChange, Shop
+from mobimart.catalog.models import (
+    Brand,
+    BrandFollow,
+    Category,
+    Media,
+    Product,
+    ProductChange,
+    Shop,
+    Variant,
+)
 from mobimart.infra.sms.models import SmsMessage
 from mobimart.infra.throttle import RateCounter
 from mobimart.merchants.models import KycDocument, Merchant, MerchantMember
@@ -10,9 +19,12 @@ from mobimart.merchants.models import KycDocument, Merchant, MerchantMember
 __all__ = [
     "AuditEntry",
     "AuthToken",
+    "Brand",
+    "BrandFollow",
     "Category",
     "Consent",
     "KycDocument",
+    "Media",
     "Merchant",
     "MerchantMember",
     "OtpCode",
@@ -22,4 +34,5 @@ __all__ = [
     "Shop",
     "SmsMessage",
     "User",
+    "Variant",
 ]

@@ -56,13 +56,19 @@ class Settings(BaseSettings):
     api_token_ttl_seconds: int = Field(30 * 24 * 3600, ge=60)
     session_ttl_seconds: int = Field(14 * 24 * 3600, ge=60)
 
-    upload_max_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    upload_max_bytes: int = Field(5 * 1024 * 1024, ge=1024)  # documents and images
+    video_max_bytes: int = Field(50 * 1024 * 1024, ge=1024)
     # Wallet balances above this need real-name verification (used by payments).
     realname_required_above_minor: int = Field(100_000, ge=0)
 
     @property
     def uploads_dir(self) -> Path:
         return self.var_dir / "uploads"
+
+    @property
+    def media_dir(self) -> Path:
+        """Public product and brand media, served as they are."""
+        return self.var_dir / "media"
 
     @property
     def is_production(self) -> bool:

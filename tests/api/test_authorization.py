@@ -18,6 +18,7 @@ import pytest
 from mobimart.accounts import service as accounts
 from mobimart.accounts.models import User
 from mobimart.app import create_app
+from mobimart.catalog import brands, media
 from mobimart.catalog import service as catalog
 from mobimart.db import Database
 from mobimart.merchants import service as merchants
@@ -123,11 +124,46 @@ ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
         MERCHANT_A,
         none,
     ),
+    ("GET", "/api/v1/merchants/{merchant_id}/products/{product_id}/variants"): (MERCHANT_A, none),
+    ("PUT", "/api/v1/merchants/{merchant_id}/products/{product_id}/variants"): (
+        MERCHANT_A,
+        lambda w: {"json": {"variants": [{"sku": "CUP-1", "price_minor": 900, "stock": 2}]}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/products/{product_id}/media"): (MERCHANT_A, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/products/{product_id}/media"): (
+        MERCHANT_A,
+        lambda w: {"files": {"file": ("a.png", factories.PNG, "image/png")}},
+    ),
+    ("DELETE", "/api/v1/merchants/{merchant_id}/products/{product_id}/media/{media_id}"): (
+        MERCHANT_A,
+        none,
+    ),
+    ("POST", "/api/v1/admin/categories"): (
+        {ADMIN},
+        lambda w: {"json": {"slug": "tea", "name_en": "Tea", "name_zh": "茶"}},
+    ),
+    ("GET", "/api/v1/brands"): (EVERYONE, none),
+    ("GET", "/api/v1/brands/{slug}"): (EVERYONE, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/brands"): (
+        MERCHANT_A,
+        lambda w: {"json": {"name": f"Brand {w.users[ADMIN].id}-{len(w.ids)}"}},
+    ),
+    ("POST", "/api/v1/admin/brands"): ({ADMIN}, lambda w: {"json": {"name": "Platform Brand"}}),
+    ("PATCH", "/api/v1/brands/{brand_id}"): (
+        MERCHANT_A | {ADMIN},
+        lambda w: {"json": {"story": "Since 1902."}},
+    ),
+    ("PUT", "/api/v1/brands/{brand_id}/{role}"): (
+        MERCHANT_A | {ADMIN},
+        lambda w: {"files": {"file": ("logo.png", factories.PNG, "image/png")}},
+    ),
+    ("GET", "/api/v1/me/brands"): (SIGNED_IN, none),
+    ("PUT", "/api/v1/me/brands/{brand_id}"): (SIGNED_IN, none),
+    ("DELETE", "/api/v1/me/brands/{brand_id}"): (SIGNED_IN, none),
     ("GET", "/api/v1/products"): (EVERYONE, none),
     ("GET", "/api/v1/products/{product_id}"): (EVERYONE, none),
     ("GET", "/api/v1/shops"): (EVERYONE, none),
     ("GET", "/api/v1/categories"): (EVERYONE, none),
-    ("GET", "/api/v1/search"): (EVERYONE, lambda w: {"params": {"q": "cup"}}),
     ("GET", "/api/v1/search/suggest"): (EVERYONE, lambda w: {"params": {"q": "cu"}}),
     ("GET", "/api/v1/admin/kyc"): ({ADMIN}, none),
     ("GET", "/api/v1/admin/kyc/{merchant_id}"): ({ADMIN}, none),
@@ -166,6 +202,10 @@ async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
         product = await catalog.create_product(
             s, merchant=a, name="Cup", price_minor=1000, stock=5, publish=True
         )
+        brand = await brands.create_brand(s, merchant=a, name="Acme")
+        picture = await media.add_product_media(
+            s, merchant=a, product_id=product.id, data=factories.PNG
+        )
         doc = (await merchants.documents(s, merchant_id=a.id))[0]
         consumer_a = await s.get(User, users[CA].id)
         assert consumer_a is not None
@@ -187,6 +227,8 @@ async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
             "invitation_id": invitation.id,
             "token_id": token_a.id,
             "product_id": product.id,
+            "brand_id": brand.id,
+            "media_id": picture.id,
         },
         phones=phones,
     )
@@ -195,7 +237,7 @@ async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
 def fill(path: str, world: World) -> str:
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
-        fixed = {"channel": "sms", "action": "archive"}
+        fixed = {"channel": "sms", "action": "archive", "role": "logo", "slug": "acme"}
         return fixed.get(name) or str(world.ids[name])
 
     return re.sub(r"\{(\w+)\}", value, path)

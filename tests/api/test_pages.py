@@ -328,7 +328,7 @@ async def test_search_page_and_api_find_products(
     empty = await client.get("/search", params={"q": "<b>zebra</b>"})
     assert "Nothing matches" in empty.text
     assert "<b>zebra</b>" not in empty.text
-    api = (await client.get("/api/v1/search", params={"q": "tea mug"})).json()
+    api = (await client.get("/api/v1/products", params={"q": "tea mug"})).json()
     assert [p["name"] for p in api["items"]] == ["Ceramic Tea Mug"]
     assert (await client.get("/api/v1/search/suggest", params={"q": "cer"})).json() == ["ceramic"]
-    assert (await client.get("/api/v1/search", params={"q": ""})).status_code == 422
+    assert (await client.get("/api/v1/search/suggest", params={"q": ""})).status_code == 422

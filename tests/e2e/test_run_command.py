@@ -76,5 +76,5 @@ def test_catalog_import_command_reports_bad_rows(server: Server, tmp_path: Path)
     assert "1 products imported." in result.stdout
     assert "1 rows not imported" in result.stdout
     assert "not a number" in result.stdout
-    found = httpx.get(server.url + "/api/v1/search", params={"q": "stoneware teapot"}).json()
+    found = httpx.get(server.url + "/api/v1/products", params={"q": "stoneware teapot"}).json()
     assert found["items"][0]["name"] == "Stoneware Teapot"  # demo teapots follow it

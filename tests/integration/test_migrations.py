@@ -1,5 +1,7 @@
 """Migrations go down and up again with data in the tables."""
 
+from typing import Any
+
 import pytest
 from sqlalchemy import text
 
@@ -29,3 +31,31 @@ async def test_downgrade_and_upgrade_with_data(
     async with db.session() as s:
         assert await s.scalar(text("SELECT count(*) FROM otp_codes")) == 1
         assert await s.scalar(text("SELECT count(*) FROM rate_counters")) == 0
+
+
+async def test_products_from_before_variants_get_their_one_variant(
+    db: Database, database_url: str, make_user: Any
+) -> None:
+    from alembic import command
+
+    from mobimart.catalog import service as catalog
+    from tests import factories
+
+    owner = await make_user()
+    merchant = await factories.merchant(db, owner, admin=await make_user(admin=True))
+    async with db.session() as s:
+        product = await catalog.create_product(
+            s, merchant=merchant, name="Old Teapot", price_minor=4200, stock=3
+        )
+    await db.dispose()
+    config = alembic_config(database_url)
+    call_in_thread(lambda: command.downgrade(config, "0004"))
+    call_in_thread(lambda: command.upgrade(config, "head"))
+    async with db.session() as s:
+        row = (
+            await s.execute(
+                text("SELECT sku, price_minor, stock FROM variants WHERE product_id = :p"),
+                {"p": product.id},
+            )
+        ).one()
+    assert tuple(row) == (f"P{product.id}", 4200, 3)

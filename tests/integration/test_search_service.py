@@ -1,10 +1,10 @@
 from typing import Any
 
+from mobimart.catalog import feed
 from mobimart.catalog import service as catalog
+from mobimart.catalog.feed import Replica, _advance
 from mobimart.db import Database
 from mobimart.search import service as search
-from mobimart.search.engine import SearchIndex
-from mobimart.search.service import _advance, _Live
 from tests import factories
 
 
@@ -48,7 +48,7 @@ async def test_unapproved_merchants_products_are_not_found(db: Database, make_us
 
 
 def test_changes_committed_out_of_order_are_waited_for() -> None:
-    live = _Live(SearchIndex(), last_change=10)
+    live = Replica({}, last_change=10)
     _advance(live, [11, 13, 14])  # 12 is still in an open transaction
     assert live.last_change == 14
     assert set(live.gaps) == {12}
@@ -62,7 +62,7 @@ async def test_the_feed_is_read_at_most_every_interval(
 ) -> None:
     import asyncio
 
-    monkeypatch.setattr(search, "FEED_POLL_S", 0.3)
+    monkeypatch.setattr(feed, "FEED_POLL_S", 0.3)
     merchant = await _shop(db, make_user)
     async with db.session() as s:
         assert await search.search(s, query="kettle") == []

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.accounts import domain
 from mobimart.accounts.models import AuthToken, Consent, User
+from mobimart.catalog import brands
 from mobimart.db import unique_or, utcnow
 from mobimart.errors import Conflict, DomainError
 from mobimart.infra.pii import get_vault
@@ -114,6 +115,10 @@ async def export_data(session: AsyncSession, *, user: User) -> dict[str, Any]:
             for t in tokens
         ],
         "merchants": await merchants.memberships_for_export(session, user=user),
+        "following": [
+            {"brand": b.name, "slug": b.slug}
+            for b in await brands.followed(session, user_id=user.id)
+        ],
     }
 
 
@@ -127,6 +132,7 @@ async def delete_account(session: AsyncSession, *, user: User) -> None:
         )
     document_keys = await merchants.withdraw_applications(session, user=user)
     await merchants.leave_all(session, user=user)
+    await brands.unfollow_all(session, user_id=user.id)
     await session.execute(delete(Consent).where(Consent.user_id == user.id))
     await session.execute(
         update(AuthToken)

@@ -2,13 +2,43 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
+from pydantic import Field
 
+from mobimart.catalog import browse, media
 from mobimart.catalog import service as catalog
-from mobimart.catalog.models import Category, Product, Shop
-from mobimart.catalog.schemas import CategoryOut, ProductIn, ProductOut, ProductUpdate, ShopOut
+from mobimart.catalog.browse import Names
+from mobimart.catalog.domain import MAX_PRICE_MINOR
+from mobimart.catalog.listing import Facets, Filters, Sort
+from mobimart.catalog.models import Category, Media, Product, Shop, Variant
+from mobimart.catalog.schemas import (
+    BrandCount,
+    CategoryCount,
+    CategoryIn,
+    CategoryOut,
+    FacetsOut,
+    ListingMeta,
+    MediaItemOut,
+    NamedCount,
+    OptionFacet,
+    PriceRange,
+    ProductCard,
+    ProductDetail,
+    ProductIn,
+    ProductListing,
+    ProductOut,
+    ProductUpdate,
+    RatingCount,
+    ShopOut,
+    ValueCount,
+    VariantOut,
+    VariantsIn,
+)
+from mobimart.catalog.view import media_url
 from mobimart.merchants import service as merchants
-from mobimart.web.deps import CurrentUser, Session
+from mobimart.settings import get_settings
+from mobimart.text import clean_name
+from mobimart.web.deps import Admin, CurrentUser, Session
 from mobimart.web.pagination import Page, PageParams, make_page, page_params
 from mobimart.web.schemas import MAX_ID, IdPath
 
@@ -17,6 +47,10 @@ router = APIRouter(tags=["catalog"])
 
 def product_out(product: Product) -> ProductOut:
     return ProductOut.model_validate(product, from_attributes=True)
+
+
+def variant_out(variant: Variant) -> VariantOut:
+    return VariantOut.model_validate(variant, from_attributes=True)
 
 
 def shop_out(shop: Shop) -> ShopOut:
@@ -33,22 +67,105 @@ async def health(session: Session) -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/products")
+def facets_out(facets: Facets, names: Names) -> FacetsOut:
+    return FacetsOut(
+        categories=[
+            CategoryCount(**vars(names.categories[c]), count=n) for c, n in facets.categories
+        ],
+        brands=[
+            BrandCount(id=b, name=names.brands[b][0], slug=names.brands[b][1], count=n)
+            for b, n in facets.brands
+        ],
+        shops=[NamedCount(id=s, name=names.shops[s], count=n) for s, n in facets.shops],
+        options=[
+            OptionFacet(name=name, values=[ValueCount(value=v, count=n) for v, n in values])
+            for name, values in facets.options.items()
+        ],
+        prices=[PriceRange(min=b.low, max=b.high, count=b.count) for b in facets.prices],
+        ratings=[RatingCount(stars=s, count=n) for s, n in facets.ratings],
+        in_stock=facets.in_stock,
+    )
+
+
+def listing_json(found: browse.Browse, cards: dict[int, bytes]) -> bytes:
+    """A ProductListing document. Cards are rendered once per product version and reused:
+    listings are the busiest requests, and their cards rarely change."""
+    rendered = []
+    for view in found.items:
+        card = cards.get(view.id)
+        if card is None:
+            card = cards[view.id] = ProductCard.of(view).model_dump_json().encode()
+        rendered.append(card)
+    meta = ListingMeta(
+        total=found.total,
+        next_cursor=found.next_cursor,
+        query=found.query,
+        facets=facets_out(found.result.facets, found.names),
+    ).model_dump_json()
+    return b'{"items":[' + b",".join(rendered) + b"]," + meta[1:].encode()
+
+
+Ids = Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]], Query(max_length=50)]
+Price = Annotated[int | None, Query(ge=0, le=MAX_PRICE_MINOR, description="Minor units")]
+
+
+def browse_params(
+    category: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    brand: Ids = [],  # noqa: B006  (FastAPI copies defaults)
+    shop: Ids = [],  # noqa: B006
+    option: Annotated[
+        list[Annotated[str, Field(pattern=r"^[^:]{1,30}:.{1,30}$")]],
+        Query(max_length=20, description="`name:value`, e.g. `colour:red`; repeat to add"),
+    ] = [],  # noqa: B006
+    price_min: Price = None,
+    price_max: Price = None,
+    rating: Annotated[int | None, Query(ge=1, le=5, description="Average stars, and up")] = None,
+    in_stock: bool = False,
+) -> Filters:
+    options: dict[str, set[str]] = {}
+    for item in option:
+        name, value = item.split(":", 1)
+        options.setdefault(clean_name(name, 30), set()).add(clean_name(value, 30))
+    return Filters(
+        category=category,
+        brands=frozenset(brand),
+        shops=frozenset(shop),
+        options=tuple((name, frozenset(values)) for name, values in sorted(options.items())),
+        price_min=price_min,
+        price_max=price_max,
+        min_rating=rating,
+        in_stock=in_stock,
+    )
+
+
+@router.get("/products", response_model=ProductListing)
 async def list_products(
     session: Session,
-    page: Annotated[PageParams, Depends(page_params)],
-    shop_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-) -> Page[ProductOut]:
-    """Published products of approved merchants, newest first."""
-    rows = await catalog.published_products(
-        session, before_id=page.before_id, limit=page.fetch, shop_id=shop_id
+    filters: Annotated[Filters, Depends(browse_params)],
+    q: Annotated[str, Query(max_length=200, description="Search words; empty to browse")] = "",
+    sort: Sort = Sort.relevance,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Response:
+    """Published products of approved merchants: browse a category, a shop or a brand, or
+    search, with filters and facet counts. Filters of one kind (several brands) match any;
+    different kinds must all match. Relevance is search rank for a query, and best-selling
+    and best-rated first otherwise."""
+    found = await browse.browse(
+        session,
+        filters=filters,
+        sort=sort,
+        cursor=cursor,
+        limit=limit,
+        query=clean_name(q, 200),
     )
-    return make_page(rows, page, product_out, key=lambda p: p.id)
+    cards = (await browse.catalogue(session)).cards
+    return Response(listing_json(found, cards), media_type="application/json")
 
 
 @router.get("/products/{product_id}")
-async def get_product(product_id: IdPath, session: Session) -> ProductOut:
-    return product_out(await catalog.published_product(session, product_id=product_id))
+async def get_product(product_id: IdPath, session: Session) -> ProductDetail:
+    return ProductDetail.of(await browse.product(session, product_id=product_id))
 
 
 @router.get("/shops")
@@ -67,7 +184,9 @@ async def create_product(
 ) -> ProductOut:
     """Add a product to the merchant's shop; the merchant must be approved."""
     merchant, _ = await merchants.membership(session, merchant_id=merchant_id, user=user)
-    product = await catalog.create_product(session, merchant=merchant, **body.model_dump())
+    fields = body.model_dump(exclude={"variants"})
+    variants = [v.spec() for v in body.variants] if body.variants is not None else None
+    product = await catalog.create_product(session, merchant=merchant, variants=variants, **fields)
     return product_out(product)
 
 
@@ -115,6 +234,93 @@ async def update_product(
     return product_out(product)
 
 
+@router.get("/merchants/{merchant_id}/products/{product_id}/variants")
+async def product_variants(
+    merchant_id: IdPath, product_id: IdPath, user: CurrentUser, session: Session
+) -> list[VariantOut]:
+    await merchants.membership(session, merchant_id=merchant_id, user=user)
+    product = await catalog.merchant_product(
+        session, merchant_id=merchant_id, product_id=product_id
+    )
+    return [variant_out(v) for v in await catalog.variants_of(session, product_id=product.id)]
+
+
+@router.put("/merchants/{merchant_id}/products/{product_id}/variants")
+async def set_variants(
+    merchant_id: IdPath,
+    product_id: IdPath,
+    body: VariantsIn,
+    user: CurrentUser,
+    session: Session,
+) -> list[VariantOut]:
+    """Replace the variants, matched by SKU: a kept SKU keeps its variant id, a new SKU is
+    added, a SKU left out is removed. The product shows the lowest price and the total stock."""
+    merchant, _ = await merchants.membership(session, merchant_id=merchant_id, user=user)
+    variants = await catalog.set_variants(
+        session,
+        merchant=merchant,
+        product_id=product_id,
+        variants=[v.spec() for v in body.variants],
+    )
+    return [variant_out(v) for v in variants]
+
+
+def media_out(item: Media) -> MediaItemOut:
+    return MediaItemOut(
+        id=item.id,
+        kind=item.kind,
+        url=media_url(item),
+        content_type=item.content_type,
+        size=item.size,
+    )
+
+
+@router.get("/merchants/{merchant_id}/products/{product_id}/media")
+async def list_product_media(
+    merchant_id: IdPath, product_id: IdPath, user: CurrentUser, session: Session
+) -> list[MediaItemOut]:
+    await merchants.membership(session, merchant_id=merchant_id, user=user)
+    product = await catalog.merchant_product(
+        session, merchant_id=merchant_id, product_id=product_id
+    )
+    return [media_out(m) for m in await media.product_media(session, product_id=product.id)]
+
+
+@router.post("/merchants/{merchant_id}/products/{product_id}/media", status_code=201)
+async def add_product_media(
+    merchant_id: IdPath,
+    product_id: IdPath,
+    file: Annotated[UploadFile, File(description="JPEG, PNG or WebP up to 5 MB; MP4 or WebM")],
+    user: CurrentUser,
+    session: Session,
+) -> MediaItemOut:
+    """Add an image or a video to the product's gallery (at most nine), in upload order."""
+    merchant, _ = await merchants.membership(session, merchant_id=merchant_id, user=user)
+    data = await file.read(get_settings().video_max_bytes + 1)
+    item = await media.add_product_media(
+        session, merchant=merchant, product_id=product_id, data=data
+    )
+    return media_out(item)
+
+
+@router.delete("/merchants/{merchant_id}/products/{product_id}/media/{media_id}", status_code=204)
+async def delete_product_media(
+    merchant_id: IdPath, product_id: IdPath, media_id: IdPath, user: CurrentUser, session: Session
+) -> Response:
+    merchant, _ = await merchants.membership(session, merchant_id=merchant_id, user=user)
+    await media.delete_product_media(
+        session, merchant=merchant, product_id=product_id, media_id=media_id
+    )
+    return Response(status_code=204)
+
+
+@router.post("/admin/categories", status_code=201)
+async def create_category(body: CategoryIn, admin: Admin, session: Session) -> CategoryOut:
+    """Add a category, under `parent_id` for a sub-category (four levels at most)."""
+    return category_out(await catalog.create_category(session, **body.model_dump()))
+
+
+# Last: its {action} segment would otherwise take .../media and .../variants.
 @router.post("/merchants/{merchant_id}/products/{product_id}/{action}")
 async def change_status(
     merchant_id: IdPath,

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.catalog import domain
 from mobimart.catalog.domain import ProductStatus
-from mobimart.catalog.models import Category, Product, ProductChange
+from mobimart.catalog.models import Brand, Category, Product, ProductChange, Variant
 from mobimart.catalog.service import shop_for
 from mobimart.errors import DomainError
 from mobimart.merchants.models import Merchant
@@ -22,7 +22,7 @@ from mobimart.settings import get_settings
 from mobimart.text import clean
 
 BATCH = 500
-COLUMNS = ("name", "price", "stock", "category", "description")
+COLUMNS = ("name", "price", "stock", "category", "brand", "tags", "sku", "description")
 
 
 @dataclass
@@ -43,20 +43,41 @@ def parse_price(text: str) -> int:
     return int(minor)
 
 
-def _row(raw: dict[str, str | None], categories: dict[str, int]) -> dict[str, object]:
+@dataclass
+class _Known:
+    categories: dict[str, int]
+    brands: dict[str, int]
+    skus: set[str]  # the merchant's SKUs, casefolded, with those of earlier rows
+
+
+def _row(raw: dict[str, str | None], known: _Known) -> tuple[dict[str, object], str | None]:
+    """A product's fields and its SKU (None: made from the product id)."""
     price_minor = parse_price(raw.get("price") or "")
     stock = int((raw.get("stock") or "0").strip() or 0)
     name = domain.check_product(clean(raw.get("name") or "", 1000), price_minor, stock)
     slug = (raw.get("category") or "").strip()
-    if slug and slug not in categories:
+    if slug and slug not in known.categories:
         raise DomainError("unknown_category", f"No category {slug!r}.", 422)
-    return {
+    brand = (raw.get("brand") or "").strip()
+    if brand and brand not in known.brands:
+        raise DomainError("unknown_brand", f"No brand {brand!r}.", 422)
+    sku = (raw.get("sku") or "").strip() or None
+    if sku is not None:
+        domain.check_variants([domain.VariantSpec(sku, price_minor, stock)])
+        if sku.casefold() in known.skus:
+            raise DomainError("duplicate_sku", f"SKU {sku!r} is taken.", 422)
+        known.skus.add(sku.casefold())
+    tags = [t for t in (raw.get("tags") or "").split("|") if t.strip()]
+    fields = {
         "name": name,
         "price_minor": price_minor,
         "stock": stock,
-        "category_id": categories.get(slug) if slug else None,
+        "category_id": known.categories.get(slug) if slug else None,
+        "brand_id": known.brands.get(brand) if brand else None,
+        "tags": domain.check_tags(tags),
         "description": clean(raw.get("description") or "", 5000),
     }
+    return fields, sku
 
 
 async def import_products(
@@ -67,10 +88,20 @@ async def import_products(
     publish: bool,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Rows of a CSV with a header: name, price (major units), stock, category (slug),
-    description. Only an approved merchant imports."""
+    """Rows of a CSV with a header: name, price (major units), stock, category (slug), brand
+    (slug), tags (separated by |), sku, description. Each row is a product with one variant.
+    Only an approved merchant imports."""
     shop = await shop_for(session, merchant=merchant)
-    categories = {c.slug: c.id for c in await session.scalars(select(Category))}
+    known = _Known(
+        categories={c.slug: c.id for c in await session.scalars(select(Category))},
+        brands={b.slug: b.id for b in await session.scalars(select(Brand))},
+        skus={
+            sku.casefold()
+            for sku in await session.scalars(
+                select(Variant.sku).where(Variant.merchant_id == merchant.id)
+            )
+        },
+    )
     reader = csv.DictReader(lines)
     missing = {"name", "price"} - set(reader.fieldnames or ())
     if missing:
@@ -80,12 +111,23 @@ async def import_products(
     report = ImportReport()
     status = ProductStatus.published if publish else ProductStatus.draft
     currency = get_settings().default_currency
-    pending: list[Product] = []
+    pending: list[tuple[Product, str | None]] = []
 
     async def flush() -> None:
-        session.add_all(pending)
+        session.add_all(p for p, _ in pending)
         await session.flush()
-        session.add_all(ProductChange(product_id=p.id) for p in pending)
+        session.add_all(
+            Variant(
+                product_id=p.id,
+                merchant_id=p.merchant_id,
+                sku=sku or f"P{p.id}",
+                options={},
+                price_minor=p.price_minor,
+                stock=p.stock,
+            )
+            for p, sku in pending
+        )
+        session.add_all(ProductChange(product_id=p.id) for p, _ in pending)
         await session.commit()
         report.imported += len(pending)
         if progress:
@@ -94,18 +136,17 @@ async def import_products(
 
     for raw in reader:
         try:
-            fields = _row(raw, categories)
+            fields, sku = _row(raw, known)
         except (DomainError, ValueError) as exc:
             reason = exc.detail if isinstance(exc, DomainError) else "Stock is not a whole number."
             report.errors.append((reader.line_num, reason))
             if progress:
                 progress(1)
             continue
-        pending.append(
-            Product(
-                merchant_id=merchant.id, shop_id=shop.id, currency=currency, status=status, **fields
-            )
+        product = Product(
+            merchant_id=merchant.id, shop_id=shop.id, currency=currency, status=status, **fields
         )
+        pending.append((product, sku))
         if len(pending) >= BATCH:
             await flush()
     if pending:

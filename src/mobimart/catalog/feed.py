@@ -1,0 +1,108 @@
+"""The catalogue as every process sees it: the views of all visible products, held in memory
+and kept current from the change feed, with followers (the search index, the listing index)
+told of each change. A change is visible in every process at its next read after the poll
+interval; there is no server to run and no full rebuild after the first load."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mobimart.catalog import service as catalog
+from mobimart.catalog.view import ProductView, load_views
+
+# On PostgreSQL a change with a lower id can commit after a higher one: ids skipped over are
+# looked for again at each poll for a minute, longer than any catalogue transaction takes.
+GAP_PATIENCE_S = 60.0
+# The feed is read at most this often per process: a change is visible within a second, and
+# most requests skip the round trip.
+FEED_POLL_S = 0.25
+
+
+class Follower(Protocol):
+    def apply(self, changed: list[ProductView], removed: list[int]) -> None:
+        """Take in new or changed views and forget removed products. Idempotent."""
+
+
+F = TypeVar("F", bound=Follower)
+
+
+@dataclass
+class Replica:
+    views: dict[int, ProductView]
+    last_change: int
+    version: int = 0  # bumped at every applied change: caches key on it
+    gaps: dict[int, float] = field(default_factory=dict)  # change id -> when first missed
+    polled_at: float = 0.0
+    followers: dict[str, Follower] = field(default_factory=dict)
+
+    def apply(self, changed: list[ProductView], removed: list[int]) -> None:
+        for view in changed:
+            self.views[view.id] = view
+        for product_id in removed:
+            self.views.pop(product_id, None)
+        for follower in self.followers.values():
+            follower.apply(changed, removed)
+        self.version += 1
+
+
+# Keyed by database URL: tests and tools may talk to several databases in one process.
+_replicas: dict[str, Replica] = {}
+
+
+def reset() -> None:
+    """Forget every replica (tests switch databases and empty them)."""
+    _replicas.clear()
+
+
+async def replica(session: AsyncSession) -> Replica:
+    """This process's replica of the catalogue, current to within FEED_POLL_S."""
+    key = session.get_bind().engine.url.render_as_string(hide_password=True)
+    live = _replicas.get(key)
+    if live is None:
+        # The high-water mark first: changes made during the load are replayed, not lost.
+        last = await catalog.latest_change(session)
+        live = _replicas[key] = Replica(await load_views(session), last)
+    now = time.monotonic()
+    if now - live.polled_at < FEED_POLL_S:
+        return live
+    live.polled_at = now
+    while changes := await catalog.changes_since(
+        session, after_id=live.last_change, also=list(live.gaps)
+    ):
+        changed = sorted({c.product_id for c in changes})
+        views = await load_views(session, product_ids=changed)
+        # Not found: unpublished, archived, or its merchant suspended.
+        live.apply(list(views.values()), [i for i in changed if i not in views])
+        _advance(live, [c.id for c in changes])
+    return live
+
+
+async def follower(session: AsyncSession, name: str, make: Callable[[], F]) -> F:
+    """The replica's follower called `name`, made and fed every view on first use."""
+    live = await replica(session)
+    found = live.followers.get(name)
+    if found is None:
+        found = make()
+        found.apply(list(live.views.values()), [])
+        live.followers[name] = found
+    return found  # type: ignore[return-value]  # one factory per name
+
+
+def _advance(live: Replica, seen: list[int]) -> None:
+    now = time.monotonic()
+    newest = max(seen)
+    seen_set = set(seen)
+    for missing in range(live.last_change + 1, newest):
+        if missing not in seen_set:
+            live.gaps.setdefault(missing, now)
+    for change_id in seen_set:
+        live.gaps.pop(change_id, None)
+    for change_id, since in list(live.gaps.items()):
+        if now - since > GAP_PATIENCE_S:
+            del live.gaps[change_id]  # a rolled-back transaction: the id will never appear
+    live.last_change = max(live.last_change, newest)
