@@ -66,13 +66,15 @@ def _uvicorn(app: str, port: int, env: dict[str, str], factory: bool) -> list[st
 
 
 @contextmanager
-def serve(app: str, env: dict[str, str], *, factory: bool = False) -> Iterator[str]:
+def serve(
+    app: str, env: dict[str, str], *, factory: bool = False, startup_s: float = 30
+) -> Iterator[str]:
     """Run an ASGI app under uvicorn with the same options for the app and its ceiling."""
     port = free_port()
     proc = subprocess.Popen(_uvicorn(app, port, env, factory), env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + startup_s
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"{app} exited with {proc.returncode}")
@@ -105,8 +107,18 @@ def _ms(text: str) -> float:
     return float(value) * _UNITS[unit]
 
 
-def wrk(url: str, *, seconds: int, connections: int, headers: dict[str, str] | None = None) -> Load:
+def wrk(
+    url: str,
+    *,
+    seconds: int,
+    connections: int,
+    headers: dict[str, str] | None = None,
+    script: Path | None = None,
+) -> Load:
+    """wrk with 2 threads; `script` is a Lua file choosing each request (a mix of URLs)."""
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        cmd += ["-s", str(script)]
     for name, value in (headers or {}).items():
         cmd += ["-H", f"{name}: {value}"]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout

@@ -21,7 +21,7 @@ from mobimart.accounts import api as accounts_api
 from mobimart.accounts import pages as accounts_pages
 from mobimart.audit import api as audit_api
 from mobimart.catalog import api as catalog_api
-from mobimart.catalog import brand_api
+from mobimart.catalog import brand_api, browse
 from mobimart.catalog import pages as catalog_pages
 from mobimart.db import Database
 from mobimart.errors import PROBLEM_CONTENT_TYPE, DomainError, problem
@@ -121,6 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.is_production:  # the first shopper does not wait for the catalogue load
+            async with app.state.db.session() as session:
+                await browse.warm(session)
         yield
         await app.state.db.dispose()
 

@@ -58,6 +58,8 @@ class Settings(BaseSettings):
 
     upload_max_bytes: int = Field(5 * 1024 * 1024, ge=1024)  # documents and images
     video_max_bytes: int = Field(50 * 1024 * 1024, ge=1024)
+    # Rendered catalogue listings kept per process until the catalogue changes; 0: none.
+    listing_cache_entries: int = Field(4096, ge=0)
     # Wallet balances above this need real-name verification (used by payments).
     realname_required_above_minor: int = Field(100_000, ge=0)
 

@@ -2,17 +2,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
-from pydantic import Field
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 
-from mobimart.catalog import browse, media
+from mobimart.catalog import browse, feed, media
 from mobimart.catalog import service as catalog
 from mobimart.catalog.browse import Names
-from mobimart.catalog.domain import MAX_PRICE_MINOR
-from mobimart.catalog.listing import Facets, Filters, Sort
+from mobimart.catalog.listing import Facets
 from mobimart.catalog.models import Category, Media, Product, Shop, Variant
 from mobimart.catalog.schemas import (
     BrandCount,
+    BrowseQuery,
     CategoryCount,
     CategoryIn,
     CategoryOut,
@@ -40,7 +39,7 @@ from mobimart.settings import get_settings
 from mobimart.text import clean_name
 from mobimart.web.deps import Admin, CurrentUser, Session
 from mobimart.web.pagination import Page, PageParams, make_page, page_params
-from mobimart.web.schemas import MAX_ID, IdPath
+from mobimart.web.schemas import IdPath
 
 router = APIRouter(tags=["catalog"])
 
@@ -105,67 +104,41 @@ def listing_json(found: browse.Browse, cards: dict[int, bytes]) -> bytes:
     return b'{"items":[' + b",".join(rendered) + b"]," + meta[1:].encode()
 
 
-Ids = Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]], Query(max_length=50)]
-Price = Annotated[int | None, Query(ge=0, le=MAX_PRICE_MINOR, description="Minor units")]
-
-
-def browse_params(
-    category: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
-    brand: Ids = [],  # noqa: B006  (FastAPI copies defaults)
-    shop: Ids = [],  # noqa: B006
-    option: Annotated[
-        list[Annotated[str, Field(pattern=r"^[^:]{1,30}:.{1,30}$")]],
-        Query(max_length=20, description="`name:value`, e.g. `colour:red`; repeat to add"),
-    ] = [],  # noqa: B006
-    price_min: Price = None,
-    price_max: Price = None,
-    rating: Annotated[int | None, Query(ge=1, le=5, description="Average stars, and up")] = None,
-    in_stock: bool = False,
-) -> Filters:
-    options: dict[str, set[str]] = {}
-    for item in option:
-        name, value = item.split(":", 1)
-        options.setdefault(clean_name(name, 30), set()).add(clean_name(value, 30))
-    return Filters(
-        category=category,
-        brands=frozenset(brand),
-        shops=frozenset(shop),
-        options=tuple((name, frozenset(values)) for name, values in sorted(options.items())),
-        price_min=price_min,
-        price_max=price_max,
-        min_rating=rating,
-        in_stock=in_stock,
-    )
-
-
 @router.get("/products", response_model=ProductListing)
-async def list_products(
-    session: Session,
-    filters: Annotated[Filters, Depends(browse_params)],
-    q: Annotated[str, Query(max_length=200, description="Search words; empty to browse")] = "",
-    sort: Sort = Sort.relevance,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> Response:
+async def list_products(request: Request, params: Annotated[BrowseQuery, Query()]) -> Response:
     """Published products of approved merchants: browse a category, a shop or a brand, or
     search, with filters and facet counts. Filters of one kind (several brands) match any;
     different kinds must all match. Relevance is search rank for a query, and best-selling
     and best-rated first otherwise."""
-    found = await browse.browse(
-        session,
-        filters=filters,
-        sort=sort,
-        cursor=cursor,
-        limit=limit,
-        query=clean_name(q, 200),
-    )
-    cards = (await browse.catalogue(session)).cards
-    return Response(listing_json(found, cards), media_type="application/json")
+    # The busiest request: served from this process's replica, with no database session
+    # unless the change feed is due, and its rendering kept until the catalogue changes.
+    live = await feed.current(request.app.state.db)
+    shelf = browse.catalogue(live)
+    key = "list?" + request.url.query
+    body = shelf.responses.get(key)
+    if body is None:
+        found = browse.browse(
+            live,
+            filters=params.filters(),
+            sort=params.sort,
+            cursor=params.cursor,
+            limit=params.limit,
+            query=clean_name(params.q, 200),
+        )
+        body = shelf.remember(key, listing_json(found, shelf.cards))
+    return Response(body, media_type="application/json")
 
 
-@router.get("/products/{product_id}")
-async def get_product(product_id: IdPath, session: Session) -> ProductDetail:
-    return ProductDetail.of(await browse.product(session, product_id=product_id))
+@router.get("/products/{product_id}", response_model=ProductDetail)
+async def get_product(request: Request, product_id: IdPath) -> Response:
+    live = await feed.current(request.app.state.db)
+    shelf = browse.catalogue(live)
+    key = f"product/{product_id}"
+    body = shelf.responses.get(key)
+    if body is None:
+        view = browse.product(live, product_id=product_id)
+        body = shelf.remember(key, ProductDetail.of(view).model_dump_json().encode())
+    return Response(body, media_type="application/json")
 
 
 @router.get("/shops")

@@ -16,6 +16,7 @@ from mobimart.catalog.listing import Filters, Listing, Position, Result, Sort
 from mobimart.catalog.view import CategoryRef, ProductView
 from mobimart.errors import DomainError, NotFound
 from mobimart.search import service as search
+from mobimart.settings import get_settings
 
 
 @dataclass
@@ -28,15 +29,26 @@ class Names:
 
 
 class Catalogue:
-    """The replica's follower for browsing: the listing index, facet names, and rendered
-    product cards (dropped when their product changes)."""
+    """The replica's follower for browsing: the listing index, facet names, rendered product
+    cards (dropped when their product changes) and rendered responses (dropped at any change,
+    since a change can move any listing)."""
 
     def __init__(self) -> None:
         self.listing = Listing()
         self.names = Names()
         self.cards: dict[int, bytes] = {}
+        self.responses: dict[str, bytes] = {}
+
+    def remember(self, key: str, body: bytes) -> bytes:
+        limit = get_settings().listing_cache_entries
+        if limit:
+            if len(self.responses) >= limit:
+                del self.responses[next(iter(self.responses))]  # the oldest
+            self.responses[key] = body
+        return body
 
     def apply(self, changed: list[ProductView], removed: list[int]) -> None:
+        self.responses.clear()
         self.listing.apply(changed, removed)
         for view in changed:
             if view.brand_id is not None:
@@ -49,8 +61,15 @@ class Catalogue:
             self.cards.pop(product_id, None)
 
 
-async def catalogue(session: AsyncSession) -> Catalogue:
-    return await feed.follower(session, "browse", Catalogue)
+def catalogue(live: feed.Replica) -> Catalogue:
+    return feed.follower(live, "browse", Catalogue)
+
+
+async def warm(session: AsyncSession) -> None:
+    """Load the replica and build the listing and search indexes now (at start-up)."""
+    live = await feed.replica(session)
+    catalogue(live)
+    search.index(live)
 
 
 @dataclass(frozen=True)
@@ -63,8 +82,8 @@ class Browse:
     query: str = ""
 
 
-async def browse(
-    session: AsyncSession,
+def browse(
+    live: feed.Replica,
     *,
     filters: Filters,
     sort: Sort = Sort.relevance,
@@ -80,9 +99,8 @@ async def browse(
     ):
         raise DomainError("invalid_price_range", "The lowest price is above the highest.", 422)
     after = parse_cursor(cursor, sort) if cursor else None
-    ranked = await search.ids(session, query=query) if query else None
-    live = await feed.replica(session)
-    found = await catalogue(session)
+    ranked = search.ids(live, query=query) if query else None
+    found = catalogue(live)
     result = found.listing.query(filters, sort=sort, after=after, limit=limit, ranked=ranked)
     return Browse(
         items=[live.views[i] for i in result.ids],
@@ -94,9 +112,9 @@ async def browse(
     )
 
 
-async def product(session: AsyncSession, *, product_id: int) -> ProductView:
+def product(live: feed.Replica, *, product_id: int) -> ProductView:
     """A visible product, from the replica."""
-    view = (await feed.replica(session)).views.get(product_id)
+    view = live.views.get(product_id)
     if view is None:
         raise NotFound("Product")
     return view

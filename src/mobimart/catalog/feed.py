@@ -10,10 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from mobimart.catalog import service as catalog
 from mobimart.catalog.view import ProductView, load_views
+from mobimart.db import Database
 
 # On PostgreSQL a change with a lower id can commit after a higher one: ids skipped over are
 # looked for again at each poll for a minute, longer than any catalogue transaction takes.
@@ -59,9 +60,23 @@ def reset() -> None:
     _replicas.clear()
 
 
+def _key(engine: AsyncEngine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+async def current(database: Database) -> Replica:
+    """The replica, opening a database session only when the feed is due to be read: the
+    busiest read requests need no session at all."""
+    live = _replicas.get(_key(database.engine))
+    if live is not None and time.monotonic() - live.polled_at < FEED_POLL_S:
+        return live
+    async with database.session() as session:
+        return await replica(session)
+
+
 async def replica(session: AsyncSession) -> Replica:
     """This process's replica of the catalogue, current to within FEED_POLL_S."""
-    key = session.get_bind().engine.url.render_as_string(hide_password=True)
+    key = _key(session.get_bind().engine)  # type: ignore[arg-type]
     live = _replicas.get(key)
     if live is None:
         # The high-water mark first: changes made during the load are replayed, not lost.
@@ -82,9 +97,8 @@ async def replica(session: AsyncSession) -> Replica:
     return live
 
 
-async def follower(session: AsyncSession, name: str, make: Callable[[], F]) -> F:
+def follower(live: Replica, name: str, make: Callable[[], F]) -> F:
     """The replica's follower called `name`, made and fed every view on first use."""
-    live = await replica(session)
     found = live.followers.get(name)
     if found is None:
         found = make()

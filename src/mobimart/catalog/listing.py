@@ -21,6 +21,7 @@ import numpy.typing as npt
 from mobimart.catalog.view import ProductView
 
 MAX_DEPTH = 4  # category levels indexed; deeper categories count as their level-4 ancestor
+FACET_VALUES = 20  # per facet, the most common; values the shopper chose are always kept
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -308,8 +309,8 @@ class Listing:
         matched = slots[everything]
         return Facets(
             categories=self._category_counts(filters.category, matched),
-            brands=_counts(self._brand[slots[but("brand")]], self._brands),
-            shops=_counts(self._shop[slots[but("shop")]], self._shops),
+            brands=_counts(self._brand[slots[but("brand")]], self._brands, filters.brands),
+            shops=_counts(self._shop[slots[but("shop")]], self._shops, filters.shops),
             options=self._option_counts(filters, pair_slot, pair_code, but),
             prices=_price_buckets(self._price[slots[but("price")]]),
             ratings=[
@@ -342,8 +343,11 @@ class Listing:
         tally(but(), None)
         for name in chosen:
             tally(but("option:" + name), name)
-        for values in counts.values():
+        picked = dict(filters.options)
+        for name, values in counts.items():
             values.sort(key=lambda vc: (-vc[1], vc[0]))
+            keep = picked.get(name, frozenset())
+            counts[name] = [vc for i, vc in enumerate(values) if i < FACET_VALUES or vc[0] in keep]
         return dict(sorted(counts.items()))
 
     def _key(self, sort: Sort, slots: I64, rank: F64 | None) -> F64:
@@ -374,11 +378,18 @@ def _member(column: I64, codes: _Codes[int], wanted: frozenset[int]) -> Bools:
     return np.isin(column, [codes.code_of[w] for w in wanted if w in codes.code_of])
 
 
-def _counts(column: I64, codes: _Codes[int]) -> list[tuple[int, int]]:
+def _counts(
+    column: I64, codes: _Codes[int], chosen: frozenset[int] = frozenset()
+) -> list[tuple[int, int]]:
+    """(value, count), most common first: the first FACET_VALUES and the chosen ones."""
     column = column[column >= 0]
     found = np.bincount(column, minlength=len(codes.values))
-    order = np.flatnonzero(found)
-    pairs = [(codes.values[c], int(found[c])) for c in order]
+    present = np.flatnonzero(found)
+    if len(present) > FACET_VALUES:
+        top = present[np.argsort(-found[present], kind="stable")[:FACET_VALUES]]
+        keep = [codes.code_of[c] for c in chosen if c in codes.code_of and found[codes.code_of[c]]]
+        present = np.union1d(top, np.array(keep, dtype=np.int64))
+    pairs = [(codes.values[c], int(found[c])) for c in present]
     return sorted(pairs, key=lambda pc: (-pc[1], pc[0]))
 
 

@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, Response
 
-from mobimart.catalog import brands, browse, media
+from mobimart.catalog import brands, browse, feed, media
 from mobimart.catalog import service as catalog
 from mobimart.catalog.importing import parse_price
 from mobimart.catalog.listing import Filters, Sort
@@ -81,12 +81,13 @@ async def listing_page(
     facet counts beside each choice, sorting, and a link to the next page."""
     filters, sort, problems = page_filters(request, **fixed)
     cursor = request.query_params.get("cursor") or None
+    live = await feed.replica(session)
     try:
-        found = await browse.browse(
-            session, filters=filters, sort=sort, cursor=cursor, limit=PAGE, query=query
+        found = browse.browse(
+            live, filters=filters, sort=sort, cursor=cursor, limit=PAGE, query=query
         )
     except DomainError:  # a cursor from another sort or a stale link: start again
-        found = await browse.browse(session, filters=filters, sort=sort, limit=PAGE, query=query)
+        found = browse.browse(live, filters=filters, sort=sort, limit=PAGE, query=query)
     kept = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
     return render(
         request,
@@ -125,7 +126,7 @@ def _sort_labels(searching: bool) -> list[tuple[str, str]]:
 
 @router.get("/")
 async def home(request: Request, session: Session, user: OptionalPageUser) -> Response:
-    found = await browse.browse(session, filters=Filters(), limit=PAGE)
+    found = browse.browse(await feed.replica(session), filters=Filters(), limit=PAGE)
     roots = [c for c in await catalog.categories(session) if c.parent_id is None]
     return render(
         request,
@@ -171,7 +172,7 @@ async def shop_page(
 async def product_page(
     request: Request, product_id: IdPath, session: Session, user: OptionalPageUser
 ) -> Response:
-    product = await browse.product(session, product_id=product_id)
+    product = browse.product(await feed.replica(session), product_id=product_id)
     wanted = request.query_params.get("sku")
     chosen = next((v for v in product.variants if v.sku == wanted), None)
     if wanted and chosen is None:

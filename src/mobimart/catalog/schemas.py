@@ -18,7 +18,9 @@ from mobimart.catalog.domain import (
     ProductStatus,
     VariantSpec,
 )
+from mobimart.catalog.listing import Filters, Sort
 from mobimart.catalog.view import ProductView
+from mobimart.text import clean_name
 from mobimart.web.schemas import MAX_ID, InputModel
 
 Tags = Annotated[
@@ -288,3 +290,38 @@ class CategoryIn(InputModel):
     name_en: str = Field(min_length=1, max_length=60)
     name_zh: str = Field(min_length=1, max_length=60)
     parent_id: int | None = Field(None, ge=1, le=MAX_ID)
+
+
+class BrowseQuery(BaseModel):
+    """Listing and search parameters."""
+
+    q: str = Field("", max_length=200, description="Search words; empty to browse")
+    category: int | None = Field(None, ge=1, le=MAX_ID, description="With its sub-categories")
+    brand: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field([], max_length=50)
+    shop: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field([], max_length=50)
+    option: list[Annotated[str, Field(pattern=r"^[^:]{1,30}:.{1,30}$")]] = Field(
+        [], max_length=20, description="`name:value`, e.g. `colour:red`; repeat to add"
+    )
+    price_min: int | None = Field(None, ge=0, le=MAX_PRICE_MINOR, description="Minor units")
+    price_max: int | None = Field(None, ge=0, le=MAX_PRICE_MINOR, description="Minor units")
+    rating: int | None = Field(None, ge=1, le=5, description="Average stars, and up")
+    in_stock: bool = False
+    sort: Sort = Sort.relevance
+    cursor: str | None = Field(None, max_length=200)
+    limit: int = Field(20, ge=1, le=100)
+
+    def filters(self) -> Filters:
+        options: dict[str, set[str]] = {}
+        for item in self.option:
+            name, value = item.split(":", 1)
+            options.setdefault(clean_name(name, 30), set()).add(clean_name(value, 30))
+        return Filters(
+            category=self.category,
+            brands=frozenset(self.brand),
+            shops=frozenset(self.shop),
+            options=tuple((n, frozenset(v)) for n, v in sorted(options.items())),
+            price_min=self.price_min,
+            price_max=self.price_max,
+            min_rating=self.rating,
+            in_stock=self.in_stock,
+        )

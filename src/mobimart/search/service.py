@@ -24,20 +24,19 @@ class _Follower:
             self.index.remove(product_id)
 
 
-async def index(session: AsyncSession) -> SearchIndex:
-    return (await feed.follower(session, "search", _Follower)).index
+def index(live: feed.Replica) -> SearchIndex:
+    return feed.follower(live, "search", _Follower).index
+
+
+def ids(live: feed.Replica, *, query: str, limit: int = MAX_RESULTS) -> list[int]:
+    """Matching product ids, best first."""
+    return index(live).search(query, limit=min(limit, MAX_RESULTS))
 
 
 async def search(session: AsyncSession, *, query: str, limit: int = 20) -> list[ProductView]:
-    found = await ids(session, query=query, limit=limit)
-    views = (await feed.replica(session)).views
-    return [views[i] for i in found if i in views]
-
-
-async def ids(session: AsyncSession, *, query: str, limit: int = MAX_RESULTS) -> list[int]:
-    """Matching product ids, best first."""
-    return (await index(session)).search(query, limit=min(limit, MAX_RESULTS))
+    live = await feed.replica(session)
+    return [live.views[i] for i in ids(live, query=query, limit=limit) if i in live.views]
 
 
 async def suggest(session: AsyncSession, *, prefix: str, limit: int = 8) -> list[str]:
-    return (await index(session)).suggest(prefix, limit=limit)
+    return index(await feed.replica(session)).suggest(prefix, limit=limit)
