@@ -15,6 +15,7 @@ from mobimart.catalog.models import (
 from mobimart.infra.sms.models import SmsMessage
 from mobimart.infra.throttle import RateCounter
 from mobimart.merchants.models import KycDocument, Merchant, MerchantMember
+from mobimart.search.models import SynonymGroup
 
 __all__ = [
     "AuditEntry",
@@ -33,6 +34,7 @@ __all__ = [
     "RateCounter",
     "Shop",
     "SmsMessage",
+    "SynonymGroup",
     "User",
     "Variant",
 ]

@@ -22,6 +22,7 @@ from mobimart.catalog import brands, media
 from mobimart.catalog import service as catalog
 from mobimart.db import Database
 from mobimart.merchants import service as merchants
+from mobimart.search import synonyms
 from tests import factories
 
 ANON, CA, CB, MA_OWNER, MA_STAFF, MB_STAFF, ADMIN = (
@@ -160,6 +161,15 @@ ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
     ("GET", "/api/v1/me/brands"): (SIGNED_IN, none),
     ("PUT", "/api/v1/me/brands/{brand_id}"): (SIGNED_IN, none),
     ("DELETE", "/api/v1/me/brands/{brand_id}"): (SIGNED_IN, none),
+    ("GET", "/api/v1/admin/synonyms"): ({ADMIN}, none),
+    ("POST", "/api/v1/admin/synonyms"): ({ADMIN}, lambda w: {"json": {"words": ["tv", "telly"]}}),
+    ("DELETE", "/api/v1/admin/synonyms/{group_id}"): ({ADMIN}, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/synonyms"): (MERCHANT_A, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/synonyms"): (
+        MERCHANT_A,
+        lambda w: {"json": {"words": ["mug", "cup"]}},
+    ),
+    ("DELETE", "/api/v1/merchants/{merchant_id}/synonyms/{group_id}"): (MERCHANT_A, none),
     ("GET", "/api/v1/products"): (EVERYONE, none),
     ("GET", "/api/v1/products/{product_id}"): (EVERYONE, none),
     ("GET", "/api/v1/shops"): (EVERYONE, none),
@@ -203,6 +213,7 @@ async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
             s, merchant=a, name="Cup", price_minor=1000, stock=5, publish=True
         )
         brand = await brands.create_brand(s, merchant=a, name="Acme")
+        group = await synonyms.add_group(s, words=["mug", "cup"], merchant_id=a.id)
         picture = await media.add_product_media(
             s, merchant=a, product_id=product.id, data=factories.PNG
         )
@@ -229,6 +240,7 @@ async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
             "product_id": product.id,
             "brand_id": brand.id,
             "media_id": picture.id,
+            "group_id": group.id,
         },
         phones=phones,
     )

@@ -317,3 +317,44 @@ async def test_follow_from_the_brand_page(
     after = await client.get(followed.headers["location"])
     assert "1 follower" in after.text
     assert "Following" in after.text
+
+
+async def test_synonyms_from_admins_and_merchants(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    merchant, owner = await _merchant(db, make_user)
+    other, _ = await _merchant(db, make_user)
+    await _seed(db, merchant)
+    async with db.session() as s:
+        await catalog.create_product(
+            s, merchant=other, name="Porcelain Mug", price_minor=900, stock=1, publish=True
+        )
+
+    def names(response: httpx.Response) -> set[str]:
+        return {p["name"] for p in response.json()["items"]}
+
+    assert names(await client.get("/api/v1/products", params={"q": "cup"})) == set()
+    made = await client.post(
+        f"/api/v1/merchants/{merchant.id}/synonyms",
+        headers=await auth_headers(owner),
+        json={"words": ["cup", "mug", "Mug "]},
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["words"] == ["cup", "mug"]
+    # The merchant's synonym finds its own mug, not the other shop's.
+    assert names(await client.get("/api/v1/products", params={"q": "cup"})) == {"Ceramic Mug"}
+    admin = await auth_headers(await make_user(admin=True))
+    platform = await client.post(
+        "/api/v1/admin/synonyms", headers=admin, json={"words": ["cup", "mug"]}
+    )
+    assert platform.status_code == 201
+    assert names(await client.get("/api/v1/products", params={"q": "cup"})) == {
+        "Ceramic Mug",
+        "Porcelain Mug",
+    }
+    await client.delete(f"/api/v1/admin/synonyms/{platform.json()['id']}", headers=admin)
+    assert names(await client.get("/api/v1/products", params={"q": "cup"})) == {"Ceramic Mug"}
+    one_word = await client.post(
+        "/api/v1/admin/synonyms", headers=admin, json={"words": ["mug", "MUG"]}
+    )
+    assert one_word.status_code == 422

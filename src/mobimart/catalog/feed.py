@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from mobimart.catalog import service as catalog
 from mobimart.catalog.view import ProductView, load_views
 from mobimart.db import Database
+from mobimart.search import synonyms
 
 # On PostgreSQL a change with a lower id can commit after a higher one: ids skipped over are
 # looked for again at each poll for a minute, longer than any catalogue transaction takes.
@@ -40,6 +41,9 @@ class Replica:
     gaps: dict[int, float] = field(default_factory=dict)  # change id -> when first missed
     polled_at: float = 0.0
     followers: dict[str, Follower] = field(default_factory=dict)
+    # Search synonyms travel with the catalogue: a new group applies at the next poll.
+    synonyms: synonyms.Groups = field(default_factory=list)
+    synonyms_seen: tuple[int, int] = (0, 0)
 
     def apply(self, changed: list[ProductView], removed: list[int]) -> None:
         for view in changed:
@@ -94,6 +98,11 @@ async def replica(session: AsyncSession) -> Replica:
         # Not found: unpublished, archived, or its merchant suspended.
         live.apply(list(views.values()), [i for i in changed if i not in views])
         _advance(live, [c.id for c in changes])
+    seen = await synonyms.signature(session)
+    if seen != live.synonyms_seen:
+        live.synonyms = await synonyms.all_groups(session)
+        live.synonyms_seen = seen
+        live.apply([], [])  # no product changed, but search results may have
     return live
 
 

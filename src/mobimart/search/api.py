@@ -2,11 +2,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
 
+from mobimart.merchants import service as merchants
 from mobimart.search import service as search
+from mobimart.search import synonyms
+from mobimart.search.models import SynonymGroup
+from mobimart.search.synonyms import MAX_WORDS, WORD_MAX
 from mobimart.text import clean
-from mobimart.web.deps import Session
+from mobimart.web.deps import Admin, CurrentUser, Session
+from mobimart.web.schemas import IdPath, InputModel
 
 router = APIRouter(tags=["search"])
 
@@ -19,3 +25,62 @@ async def suggest(
     """Catalogue words completing the last word typed. Search itself is
     `GET /products?q=`, with the same filters and facets as browsing."""
     return await search.suggest(session, prefix=clean(q, 200))
+
+
+class SynonymsIn(InputModel):
+    words: list[Annotated[str, Field(min_length=1, max_length=WORD_MAX)]] = Field(
+        min_length=2, max_length=MAX_WORDS, description='e.g. ["fridge", "refrigerator", "冰箱"]'
+    )
+
+
+class SynonymsOut(BaseModel):
+    id: int
+    words: list[str]
+    merchant_id: int | None
+
+
+def _out(group: SynonymGroup) -> SynonymsOut:
+    return SynonymsOut(id=group.id, words=group.words, merchant_id=group.merchant_id)
+
+
+@router.get("/admin/synonyms")
+async def platform_synonyms(admin: Admin, session: Session) -> list[SynonymsOut]:
+    return [_out(g) for g in await synonyms.groups_of(session, merchant_id=None)]
+
+
+@router.post("/admin/synonyms", status_code=201)
+async def add_platform_synonyms(body: SynonymsIn, admin: Admin, session: Session) -> SynonymsOut:
+    """Words that find each other across the whole catalogue, from the next search on."""
+    return _out(await synonyms.add_group(session, words=body.words, merchant_id=None))
+
+
+@router.delete("/admin/synonyms/{group_id}", status_code=204)
+async def delete_platform_synonyms(group_id: IdPath, admin: Admin, session: Session) -> Response:
+    await synonyms.delete_group(session, group_id=group_id, merchant_id=None)
+    return Response(status_code=204)
+
+
+@router.get("/merchants/{merchant_id}/synonyms")
+async def merchant_synonyms(
+    merchant_id: IdPath, user: CurrentUser, session: Session
+) -> list[SynonymsOut]:
+    await merchants.membership(session, merchant_id=merchant_id, user=user)
+    return [_out(g) for g in await synonyms.groups_of(session, merchant_id=merchant_id)]
+
+
+@router.post("/merchants/{merchant_id}/synonyms", status_code=201)
+async def add_merchant_synonyms(
+    merchant_id: IdPath, body: SynonymsIn, user: CurrentUser, session: Session
+) -> SynonymsOut:
+    """Words that find each other in searches, for this merchant's products only."""
+    await merchants.membership(session, merchant_id=merchant_id, user=user)
+    return _out(await synonyms.add_group(session, words=body.words, merchant_id=merchant_id))
+
+
+@router.delete("/merchants/{merchant_id}/synonyms/{group_id}", status_code=204)
+async def delete_merchant_synonyms(
+    merchant_id: IdPath, group_id: IdPath, user: CurrentUser, session: Session
+) -> Response:
+    await merchants.membership(session, merchant_id=merchant_id, user=user)
+    await synonyms.delete_group(session, group_id=group_id, merchant_id=merchant_id)
+    return Response(status_code=204)

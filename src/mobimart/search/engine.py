@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
@@ -65,15 +66,17 @@ class SearchIndex:
         self._surface_df: Counter[str] = Counter()
         self._deletes: dict[str, set[str]] = defaultdict(set)
         self._sorted_vocab: list[str] | None = None
-        self._synonyms: dict[str, list[str]] = {}
+        self._synonyms: dict[str, list[tuple[str, int | None]]] = {}
+        self._owner = np.zeros(1024, dtype=np.int64)
 
     # --- documents -------------------------------------------------------------------------
 
     def __len__(self) -> int:
         return self._docs
 
-    def add(self, doc_id: int, fields: dict[str, str]) -> None:
-        """Index (or re-index) one product. Takes effect for the next query."""
+    def add(self, doc_id: int, fields: dict[str, str], owner: int = 0) -> None:
+        """Index (or re-index) one product of `owner` (its merchant, whose synonyms apply to
+        it). Takes effect for the next query."""
         self.remove(doc_id)
         weighted: defaultdict[str, float] = defaultdict(float)
         length = 0.0
@@ -100,8 +103,10 @@ class SearchIndex:
         if slot >= len(self._length):
             self._length = np.resize(self._length, slot * 2)
             self._live = np.resize(self._live, slot * 2)
+            self._owner = np.resize(self._owner, slot * 2)
             self._live[slot:] = False
         self._length[slot] = length
+        self._owner[slot] = owner
         self._live[slot] = True
         self._total_length += length
         self._docs += 1
@@ -136,13 +141,16 @@ class SearchIndex:
             for d in _deletes(word):
                 self._deletes[d].add(word)
 
-    def set_synonyms(self, groups: list[list[str]]) -> None:
-        """Each group's words find each other ("fridge", "refrigerator")."""
-        self._synonyms = {}
-        for group in groups:
-            stems = [" ".join(analyze(w)) for w in group]
+    def set_synonyms(self, groups: Sequence[tuple[Sequence[str], int | None]]) -> None:
+        """Each group's words find each other ("fridge", "refrigerator"): (words, owner),
+        where a merchant's group (owner = its id) reaches only its own products and a
+        platform group (None) every product."""
+        self._synonyms = defaultdict(list)
+        for words, owner in groups:
+            stems = [" ".join(analyze(w)) for w in words]
             for s in stems:
-                self._synonyms[s] = [o for o in stems if o != s]
+                self._synonyms[s] += [(o, owner) for o in stems if o and o != s]
+        self._synonyms = dict(self._synonyms)
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -213,8 +221,11 @@ class SearchIndex:
         matched = np.zeros(size, dtype=np.float32)
         for term in terms:
             best = self._term_scores(term, size)
-            for synonym in self._synonyms.get(term, []):  # a product matches by its best word
-                np.maximum(best, self._term_scores(synonym, size), out=best)
+            for synonym, owner in self._synonyms.get(term, []):  # a product's best word counts
+                other = self._term_scores(synonym, size)
+                if owner is not None:
+                    other[self._owner[:size] != owner] = 0
+                np.maximum(best, other, out=best)
             scores += best
             matched += best > 0
         for a, b in pairwise(terms):

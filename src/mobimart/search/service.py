@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mobimart.catalog import feed
 from mobimart.catalog.view import ProductView
 from mobimart.search.engine import SearchIndex
+from mobimart.search.synonyms import Groups
 
 MAX_RESULTS = 1000
 
@@ -16,16 +17,21 @@ MAX_RESULTS = 1000
 class _Follower:
     def __init__(self) -> None:
         self.index = SearchIndex()
+        self.synonyms: Groups | None = None
 
     def apply(self, changed: list[ProductView], removed: list[int]) -> None:
         for view in changed:
-            self.index.add(view.id, view.search_fields())
+            self.index.add(view.id, view.search_fields(), owner=view.merchant_id)
         for product_id in removed:
             self.index.remove(product_id)
 
 
 def index(live: feed.Replica) -> SearchIndex:
-    return feed.follower(live, "search", _Follower).index
+    follower = feed.follower(live, "search", _Follower)
+    if follower.synonyms is not live.synonyms:
+        follower.index.set_synonyms(live.synonyms)
+        follower.synonyms = live.synonyms
+    return follower.index
 
 
 def ids(live: feed.Replica, *, query: str, limit: int = MAX_RESULTS) -> list[int]:

@@ -66,8 +66,18 @@ def test_joined_and_split_words() -> None:
 def test_synonyms_find_each_other() -> None:
     index = build()
     assert 5 not in index.search("fridge")
-    index.set_synonyms([["fridge", "refrigerator"]])
+    index.set_synonyms([(["fridge", "refrigerator"], None)])
     assert index.search("fridge")[0] == 5
+
+
+def test_a_merchants_synonyms_reach_only_its_products() -> None:
+    index = SearchIndex()
+    index.add(1, {"title": "Refrigerator magnet"}, owner=10)
+    index.add(2, {"title": "Refrigerator shelf"}, owner=20)
+    index.set_synonyms([(["fridge", "refrigerator"], 10)])
+    assert index.search("fridge") == [1]
+    index.set_synonyms([])
+    assert index.search("fridge") == []
 
 
 def test_chinese_query_is_segmented() -> None:
