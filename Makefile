@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests and benchmarks drive for real: the browser, the SMS gateway with its
 # fake SMSC, and the HTTP load generator.
-APT_PACKAGES := chromium kannel kannel-extras wrk
+APT_PACKAGES := chromium kannel kannel-extras wrk espeak-ng sox
 HOST ?= 127.0.0.1
 PORT ?= 8000
 ARGS ?=

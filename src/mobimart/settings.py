@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 _DEV_SECRET = "dev-secret-change-me-0123456789abcdef"  # noqa: S105 (refused in production)
 _DEV_PII_KEYS = "k1:" + base64.urlsafe_b64encode(b"dev-pii-key-change-me-0123456789"[:32]).decode()
 _DEV_PII_HASH_KEY = "dev-pii-hash-key-change-me"
+_DEV_INBOUND_SECRET = "dev-inbound-secret-change-me"  # noqa: S105 (refused in production)
 
 
 class Settings(BaseSettings):
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     kannel_sendsms_url: str = "http://127.0.0.1:13013/cgi-bin/sendsms"
     kannel_username: str = "mobimart"
     kannel_password: SecretStr = SecretStr("")
+    # Kannel's sms-service passes it on every inbound message (see deploy/kannel).
+    sms_inbound_secret: SecretStr = SecretStr(_DEV_INBOUND_SECRET)
+    sms_searches_per_phone_per_hour: int = Field(20, ge=1)
 
     otp_ttl_seconds: int = Field(300, ge=30)
     otp_max_attempts: int = Field(5, ge=1)
@@ -83,6 +87,8 @@ class Settings(BaseSettings):
                 "MOBIMART_SECRET_KEY": self.secret_key.get_secret_value() == _DEV_SECRET,
                 "MOBIMART_PII_KEYS": self.pii_keys.get_secret_value() == _DEV_PII_KEYS,
                 "MOBIMART_PII_HASH_KEY": self.pii_hash_key.get_secret_value() == _DEV_PII_HASH_KEY,
+                "MOBIMART_SMS_INBOUND_SECRET": self.sms_inbound_secret.get_secret_value()
+                == _DEV_INBOUND_SECRET,
             }
             unset = [name for name, is_default in defaults.items() if is_default]
             if unset:

@@ -23,6 +23,7 @@ from mobimart.catalog import service as catalog
 from mobimart.db import Database
 from mobimart.merchants import service as merchants
 from mobimart.search import synonyms
+from mobimart.settings import get_settings
 from tests import factories
 
 ANON, CA, CB, MA_OWNER, MA_STAFF, MB_STAFF, ADMIN = (
@@ -170,6 +171,17 @@ ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
         lambda w: {"json": {"words": ["mug", "cup"]}},
     ),
     ("DELETE", "/api/v1/merchants/{merchant_id}/synonyms/{group_id}"): (MERCHANT_A, none),
+    # Kannel's callback: the shared secret is the credential, whoever sends it.
+    ("GET", "/api/v1/sms/inbound"): (
+        EVERYONE,
+        lambda w: {
+            "params": {
+                "secret": get_settings().sms_inbound_secret.get_secret_value(),
+                "from": w.phones[-1],
+                "text": "cup",
+            }
+        },
+    ),
     ("GET", "/api/v1/products"): (EVERYONE, none),
     ("GET", "/api/v1/products/{product_id}"): (EVERYONE, none),
     ("GET", "/api/v1/shops"): (EVERYONE, none),

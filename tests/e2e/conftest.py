@@ -79,9 +79,11 @@ def mobimart(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
     )
 
 
-def start_server(var: Path, **extra_env: str) -> tuple[subprocess.Popen[bytes], Server]:
+def start_server(
+    var: Path, port: int | None = None, **extra_env: str
+) -> tuple[subprocess.Popen[bytes], Server]:
     """migrate, load the demo, serve: the same three steps as `make run`."""
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "MOBIMART_ENVIRONMENT": "development",

@@ -32,8 +32,33 @@ class Kannel:
     password: str
     smsc: socket.socket
 
-    def next_message(self, timeout: float = 10) -> tuple[str, str, str]:
-        """(sender, receiver, text) of the next message Kannel hands to the SMSC."""
+    def receive(self, sender: str, receiver: str, text: str) -> None:
+        """A message from a phone to the service number, as the SMSC hands it to Kannel.
+        Kannel 1.4.5's fake SMSC takes plain text (and 8-bit data) from phones, not UCS-2:
+        Chinese inbound text is covered by the API tests."""
+        assert text.isascii()
+        assert "\n" not in text
+        self.smsc.sendall(f"{sender} {receiver} text {text}\n".encode())
+
+    def next_text(self, timeout: float = 10) -> tuple[str, str, str]:
+        """Like next_message, joining the parts of a concatenated (long) message. Parts come as
+        `udh <header> data <bytes>`; the header's last three bytes are reference, count and
+        sequence number. Long replies here are UCS-2 (they carry “quotes”)."""
+        parts: dict[int, bytes] = {}
+        while True:
+            sender, receiver, kind, payload = self._line(timeout)
+            if kind != "udh":
+                return sender, receiver, self._decode(kind, payload)
+            header, _, rest = payload.partition(" ")
+            udh = urllib.parse.unquote_to_bytes(header.replace("+", " "))
+            data = urllib.parse.unquote_to_bytes(rest.removeprefix("data ").replace("+", " "))
+            total, seq = udh[-2], udh[-1]
+            parts[seq] = data
+            if len(parts) == total:
+                joined = b"".join(parts[i] for i in sorted(parts))
+                return sender, receiver, joined.decode("utf-16-be")
+
+    def _line(self, timeout: float) -> tuple[str, str, str, str]:
         self.smsc.settimeout(timeout)
         buffer = b""
         while not buffer.endswith(b"\n"):
@@ -42,14 +67,29 @@ class Kannel:
                 raise ConnectionError("Kannel closed the SMSC link")
             buffer += chunk
         sender, receiver, kind, payload = buffer.decode().rstrip("\n").split(" ", 3)
+        return sender, receiver, kind, payload
+
+    @staticmethod
+    def _decode(kind: str, payload: str) -> str:
         if kind == "text":
-            return sender, receiver, payload
+            return payload
         raw = urllib.parse.unquote_to_bytes(payload.replace("+", " "))
-        return sender, receiver, raw.decode("utf-16-be" if kind == "ucs-2" else "latin-1")
+        return raw.decode("utf-16-be" if kind == "ucs-2" else "latin-1")
+
+    def next_message(self, timeout: float = 10) -> tuple[str, str, str]:
+        """(sender, receiver, text) of the next message Kannel hands to the SMSC."""
+        sender, receiver, kind, payload = self._line(timeout)
+        return sender, receiver, self._decode(kind, payload)
 
 
-def _config(var: Path, ports: dict[str, int], password: str) -> str:
+INBOUND = "http://127.0.0.1:8000/api/v1/sms/inbound?secret=change-me-inbound"
+
+
+def _config(var: Path, ports: dict[str, int], password: str, inbound: str | None) -> str:
     text = DEPLOY_CONF.read_text()
+    if inbound is not None:
+        assert INBOUND in text
+        text = text.replace(INBOUND, inbound)
     replacements = {
         r"admin-port = \d+": f"admin-port = {ports['admin']}",
         r"smsbox-port = \d+": f"smsbox-port = {ports['box']}",
@@ -66,12 +106,14 @@ def _config(var: Path, ports: dict[str, int], password: str) -> str:
 
 
 @contextmanager
-def running_kannel(var: Path) -> Iterator[Kannel]:
+def running_kannel(var: Path, inbound: str | None = None) -> Iterator[Kannel]:
+    """Kannel from deploy/kannel.conf on free ports; `inbound` replaces the sms-service
+    callback's base (URL and secret) to reach a server under test."""
     if not (shutil.which("bearerbox") or Path("/usr/sbin/bearerbox").exists()):
         absent("Kannel not installed (apt-get install kannel)")
     ports = {name: free_port() for name in ("admin", "box", "sendsms", "smsc")}
     conf = var / "kannel.conf"
-    conf.write_text(_config(var, ports, "sendsms-test-pw"))
+    conf.write_text(_config(var, ports, "sendsms-test-pw", inbound))
     procs = [
         subprocess.Popen(
             ["/usr/sbin/bearerbox", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

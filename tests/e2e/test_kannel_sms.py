@@ -15,6 +15,7 @@ from mobimart.db import Database
 from mobimart.infra.sms import send_sms
 from mobimart.infra.sms.models import SmsMessage
 from mobimart.settings import get_settings
+from tests.e2e.conftest import free_port, start_server
 from tests.e2e.kannel import Kannel, running_kannel
 
 
@@ -94,3 +95,45 @@ async def test_unreachable_gateway_is_a_503(
     settings.kannel_sendsms_url = "http://127.0.0.1:9/cgi-bin/sendsms"
     response = await client.post("/api/v1/auth/otp", json={"phone": new_phone()})
     assert response.status_code == 503
+
+
+def test_search_by_text_message_through_kannel(tmp_path: Path) -> None:
+    """A phone texts the service number; Kannel calls the server; the server answers through
+    Kannel with the top three products and their short links."""
+    port = free_port()
+    secret = "inbound-test-secret"
+    inbound = f"http://127.0.0.1:{port}/api/v1/sms/inbound?secret={secret}"
+    (tmp_path / "kannel").mkdir()
+    with running_kannel(tmp_path / "kannel", inbound=inbound) as kannel:
+        proc, server = start_server(
+            tmp_path / "var",
+            port=port,
+            MOBIMART_SMS_BACKEND="kannel",
+            MOBIMART_KANNEL_SENDSMS_URL=kannel.sendsms_url,
+            MOBIMART_KANNEL_USERNAME=kannel.username,
+            MOBIMART_KANNEL_PASSWORD=kannel.password,
+            MOBIMART_SMS_INBOUND_SECRET=secret,
+            MOBIMART_BASE_URL=f"http://127.0.0.1:{port}",
+        )
+        try:
+            kannel.receive("+8613912345678", "10690000", "cake stand")
+            _, receiver, reply = kannel.next_text(timeout=20)
+            assert receiver in {"+8613912345678", "8613912345678", "13912345678"}
+            lines = reply.splitlines()
+            assert "top results" in lines[0]
+            assert len(lines) == 4
+            assert all("Cake" in line.title() for line in lines[1:])
+            link = lines[1].rsplit(" ", 1)[1]
+            assert link.startswith(server.url + "/p/")
+            page = httpx.get(link, follow_redirects=True)
+            assert page.status_code == 200
+            assert lines[1].split(". ", 1)[1].split(" ¥")[0] in page.text
+            kannel.receive("+8613912345678", "10690000", "STOP")
+            _, _, confirmation = kannel.next_text(timeout=20)
+            assert "no more marketing texts" in confirmation
+            log = server.log.read_text()
+            assert secret not in log  # the callback URL carries the secret and the number
+            assert "13912345678" not in log
+        finally:
+            proc.terminate()
+            proc.wait(10)

@@ -56,5 +56,6 @@ def test_production_starts_with_real_secrets() -> None:
         secret_key="a-real-secret-of-some-length",
         pii_keys="k1:" + "A" * 43,
         pii_hash_key="real",
+        sms_inbound_secret="a-real-inbound-secret",
     )
     assert settings.is_production

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from mobimart.catalog import brands, browse, feed, media
 from mobimart.catalog import service as catalog
@@ -166,6 +166,12 @@ async def shop_page(
         context={"shop": shop},
         shops=frozenset({shop.id}),
     )
+
+
+@router.get("/p/{product_id}")
+async def short_link(product_id: IdPath) -> Response:
+    """The short product link that text messages carry."""
+    return RedirectResponse(f"/products/{product_id}", status_code=301)
 
 
 @router.get("/products/{product_id}")

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from mobimart.merchants import service as merchants
 from mobimart.search import service as search
-from mobimart.search import synonyms
+from mobimart.search import sms, synonyms
 from mobimart.search.models import SynonymGroup
 from mobimart.search.synonyms import MAX_WORDS, WORD_MAX
 from mobimart.text import clean
@@ -84,3 +85,23 @@ async def delete_merchant_synonyms(
     await merchants.membership(session, merchant_id=merchant_id, user=user)
     await synonyms.delete_group(session, group_id=group_id, merchant_id=merchant_id)
     return Response(status_code=204)
+
+
+@router.get("/sms/inbound", response_class=PlainTextResponse, tags=["sms"])
+async def inbound_sms(
+    request: Request,
+    session: Session,
+    secret: Annotated[str, Query(max_length=200)],
+    sender: Annotated[str, Query(alias="from", min_length=1, max_length=32)],
+    text: Annotated[str, Query(max_length=2000, description="Kannel's %b")] = "",
+    message_id: Annotated[str, Query(alias="id", max_length=64)] = "",
+    coding: Annotated[int, Query(ge=0, le=2, description="Kannel's %c")] = 0,
+    charset: Annotated[str, Query(max_length=20, description="Kannel's %C")] = "",
+) -> str:
+    """Kannel's sms-service calls this for every message to the service number (see
+    deploy/kannel): a search, answered by SMS with the top three products, or a keyword.
+    The reply is sent through the SMS interface, not in this response."""
+    sms.check_secret(secret)
+    body = sms.message_text(request.scope["query_string"], coding, charset) or text
+    await sms.handle_inbound(session, sender=sender, text=body, message_id=message_id)
+    return ""
