@@ -22,6 +22,7 @@ from mobimart.accounts import pages as accounts_pages
 from mobimart.audit import api as audit_api
 from mobimart.catalog import api as catalog_api
 from mobimart.catalog import brand_api, browse
+from mobimart.catalog import console as catalog_console
 from mobimart.catalog import pages as catalog_pages
 from mobimart.db import Database
 from mobimart.errors import PROBLEM_CONTENT_TYPE, DomainError, problem
@@ -148,7 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Busiest first: routes are matched one by one, and each miss costs a few microseconds.
     for module in (catalog_api, search_api, brand_api, accounts_api, merchants_api, audit_api):
         app.include_router(module.router, prefix="/api/v1")
-    for module in (catalog_pages, search_pages, accounts_pages, merchants_pages):
+    for module in (catalog_pages, search_pages, accounts_pages, catalog_console, merchants_pages):
         app.include_router(module.router, include_in_schema=False)
     app.mount(
         "/static",

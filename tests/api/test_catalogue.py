@@ -358,3 +358,66 @@ async def test_synonyms_from_admins_and_merchants(
         "/api/v1/admin/synonyms", headers=admin, json={"words": ["mug", "MUG"]}
     )
     assert one_word.status_code == 422
+
+
+async def test_console_manages_products_end_to_end(
+    client: httpx.AsyncClient, db: Database, make_user: Any, read_code: Any
+) -> None:
+    merchant, owner = await _merchant(db, make_user)
+    ids = await _seed(db, merchant)
+    await page_sign_in(client, read_code, owner.phone)
+    listing = await client.get(f"/console/{merchant.id}/products")
+    assert "Draft Lamp" in listing.text
+    token = csrf_of(listing.text)
+    bad = await client.post(
+        f"/console/{merchant.id}/products",
+        data={"csrf_token": token, "name": "Linen Apron", "price": "twelve"},
+    )
+    assert bad.status_code == 422
+    assert "is not a number" in bad.text
+    assert 'value="Linen Apron"' in bad.text  # what was typed is kept
+    made = await client.post(
+        f"/console/{merchant.id}/products",
+        data={
+            "csrf_token": token,
+            "name": "Linen Apron",
+            "price": "12.50",
+            "stock": "4",
+            "brand_id": str(ids["acme"]),
+            "tags": "kitchen, gift",
+        },
+    )
+    assert made.status_code == 303
+    edit_url = made.headers["location"].split("?")[0]
+    variants = await client.post(
+        edit_url + "/variants",
+        data={
+            "csrf_token": token,
+            "variants": "APR-S | size=S | 12.50 | 2\nAPR-L | size=L | 14.00 | 0",
+        },
+    )
+    assert variants.status_code == 303
+    wrong = await client.post(
+        edit_url + "/variants", data={"csrf_token": token, "variants": "APR-S | 12.50 | 2"}
+    )
+    assert wrong.status_code == 422
+    assert "Line 1" in wrong.text
+    assert "APR-S | 12.50 | 2" in wrong.text
+    upload = await client.post(
+        edit_url + "/media",
+        data={"csrf_token": token},
+        files={"file": ("apron.mp4", MP4, "video/mp4")},
+    )
+    assert upload.status_code == 303
+    published = await client.post(
+        edit_url + "/status", data={"csrf_token": token, "action": "publish"}
+    )
+    assert published.status_code == 303
+    page = await client.get(edit_url)
+    assert "Published" in page.text
+    product_id = int(edit_url.rsplit("/", 1)[1])
+    shown = (await client.get(f"/api/v1/products/{product_id}")).json()
+    assert shown["options"] == {"size": ["S", "L"]}
+    assert shown["brand_name"] == "Acme"
+    assert shown["tags"] == ["kitchen", "gift"]
+    assert shown["media"][0]["kind"] == "video"

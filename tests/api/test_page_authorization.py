@@ -9,6 +9,7 @@ import pytest
 
 from mobimart.accounts import service as accounts
 from mobimart.accounts.models import User
+from mobimart.catalog import service as catalog
 from mobimart.db import Database
 from mobimart.merchants import service as merchants
 from mobimart.web.deps import SESSION_COOKIE
@@ -20,6 +21,8 @@ PAGES = {
     "/me/export.json": {"consumer", "owner_a", "staff_a", "owner_b", "admin"},
     "/console": {"consumer", "owner_a", "staff_a", "owner_b", "admin"},
     "/console/{a}": {"owner_a", "staff_a"},
+    "/console/{a}/products": {"owner_a", "staff_a"},
+    "/console/{a}/products/{product}": {"owner_a", "staff_a"},
     "/admin/kyc": {"admin"},
     "/admin/kyc/{a}": {"admin"},
     "/admin/kyc/{a}/documents/{doc}": {"admin"},
@@ -43,8 +46,10 @@ async def world(db: Database, make_user: Any) -> dict[str, Any]:
     await factories.add_staff(db, a, users["owner_a"], users["staff_a"])
     async with db.session() as s:
         doc = (await merchants.documents(s, merchant_id=a.id))[0]
+        product = await catalog.create_product(s, merchant=a, name="Cup", price_minor=100)
     cookies = {role: await _session_cookie(db, user) for role, user in users.items()}
-    return {"cookies": cookies, "ids": {"a": a.id, "doc": doc.id}, "users": users}
+    ids = {"a": a.id, "doc": doc.id, "product": product.id}
+    return {"cookies": cookies, "ids": ids, "users": users}
 
 
 @pytest.mark.parametrize("template", sorted(PAGES))
@@ -73,5 +78,16 @@ async def test_owner_of_b_cannot_act_on_a(app: Any, world: dict[str, Any]) -> No
         response = await c.post(
             f"/console/{world['ids']['a']}/invitations",
             data={"phone": world["users"]["owner_b"].phone, "csrf_token": "x" * 43},
+        )
+    assert response.status_code == 404
+
+
+async def test_owner_of_b_cannot_change_a_product_of_a(app: Any, world: dict[str, Any]) -> None:
+    cookies = {SESSION_COOKIE: world["cookies"]["owner_b"], "mm_csrf": "x" * 43}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", cookies=cookies) as c:
+        response = await c.post(
+            f"/console/{world['ids']['a']}/products/{world['ids']['product']}/status",
+            data={"action": "publish", "csrf_token": "x" * 43},
         )
     assert response.status_code == 404
