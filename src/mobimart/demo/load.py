@@ -4,17 +4,21 @@ and 240 products (a catalogue derived from UCI Online Retail, CC BY 4.0: see NOT
 from __future__ import annotations
 
 import csv
+import io
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import select
 
 from mobimart.accounts import domain as accounts_domain
 from mobimart.accounts import service as accounts
 from mobimart.accounts.models import User
+from mobimart.catalog import brands, media
 from mobimart.catalog import service as catalog
+from mobimart.catalog.domain import VariantSpec
 from mobimart.catalog.models import Category
 from mobimart.db import Database
 from mobimart.merchants import service as merchants
@@ -49,6 +53,25 @@ class DemoAccounts:
     merchants: list[str]
     password: str
     created: bool
+
+
+def demo_video(seconds: int = 2) -> bytes:
+    """A short WebM (VP8) of colour bars that phones play: the demo's product video."""
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="webm") as container:
+        stream = container.add_stream("libvpx", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 160, 160, "yuv420p"
+        x = np.arange(160, dtype=np.uint16)[None, :, None]
+        for n in range(seconds * 10):
+            shade = (x * np.array([8, 3, 1]) + n * np.array([6, 0, 12])) % 256
+            pixels = np.broadcast_to(shade, (160, 160, 3)).astype(np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()
 
 
 def tiny_png() -> bytes:
@@ -145,15 +168,44 @@ async def load(database: Database) -> DemoAccounts:
                 decision=Decision.approve,
                 reason="Demo merchant",
             )
+            brand = await brands.create_brand(
+                session,
+                merchant=merchant,
+                name=shop_name.split(" ")[0],
+                story=f"{shop_name}: gifts and homeware, sold on Mobimart since the demo began.",
+            )
             for i, row in enumerate(products[n - 1 :: len(MERCHANTS)]):
-                await catalog.create_product(
+                price = max(1, round(float(row["unit_price_gbp"]) * GBP_TO_CNY * 100))
+                stock = 20 + (i * 37) % 180
+                # Every fifth product comes in three colours, the dearer ones in short supply.
+                variants = (
+                    [
+                        VariantSpec(
+                            f"{row['stock_code']}-{c[0].upper()}",
+                            price + k * 500,
+                            stock if k < 2 else 0,
+                            {"colour": c},
+                        )
+                        for k, c in enumerate(("red", "blue", "white"))
+                    ]
+                    if i % 5 == 0
+                    else None
+                )
+                product = await catalog.create_product(
                     session,
                     merchant=merchant,
                     name=row["description"],
-                    price_minor=max(1, round(float(row["unit_price_gbp"]) * GBP_TO_CNY * 100)),
-                    stock=20 + (i * 37) % 180,
+                    price_minor=None if variants else price,
+                    stock=stock,
+                    variants=variants,
                     category_id=category_ids[row["category"]],
+                    brand_id=brand.id,
+                    tags=[row["category"]],
                     description=f"Stock code {row['stock_code']}.",
                     publish=True,
                 )
+                if i == 0:  # one product per shop shows a short video
+                    await media.add_product_media(
+                        session, merchant=merchant, product_id=product.id, data=demo_video()
+                    )
     return DemoAccounts(**{**accounts_out.__dict__, "created": True})

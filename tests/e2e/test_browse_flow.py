@@ -1,0 +1,71 @@
+"""Shopping on a phone in Chromium: a misspelt search, a price filter, a product with
+variants and a video, and following its brand."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.e2e.conftest import Server, read_outbox_code, screenshot_dir
+
+PRODUCT = "White Hanging Heart T-Light Holder"  # demo: three colours, a video, brand Retrospot
+
+
+def _price(text: str) -> float:
+    return float(re.sub(r"[^\d.]", "", text))
+
+
+async def test_search_filter_variant_video_and_follow(phone_context: Any, server: Server) -> None:
+    page = await (await phone_context()).new_page()
+    await page.goto("/")
+    await page.fill("input[name=q]", "white hangng heart")  # one letter missing
+    await page.press("input[name=q]", "Enter")
+    await page.wait_for_url("**/search?q=*")
+    assert PRODUCT in await page.locator("#products").inner_text()
+    total_before = await page.locator("#total").inner_text()
+
+    await page.click("details summary")
+    await page.fill("#price_max", "30")
+    await page.click("#filters button[type=submit]")
+    await page.wait_for_url("**price_max=30*")
+    prices = [_price(t) for t in await page.locator("#products .price").all_inner_texts()]
+    assert prices, "the filter left nothing"
+    assert max(prices) <= 30
+    assert await page.locator("#total").inner_text() != total_before
+    assert await page.input_value("#price_max") == "30.00"
+
+    await page.click(f"#products a:has-text('{PRODUCT}')")
+    await page.wait_for_url("**/products/*")
+    first_price = await page.locator("#price").inner_text()
+    await page.click(".variants a:has-text('blue')")
+    await page.wait_for_url("**sku=*")
+    assert await page.locator(".variants a[aria-current]").inner_text() == "blue"
+    assert await page.locator("#price").inner_text() != first_price
+
+    playing = await page.eval_on_selector(
+        "video",
+        """v => { v.muted = true; return v.play().then(() => new Promise(
+            r => setTimeout(() => r(v.currentTime), 800))); }""",
+    )
+    assert playing > 0, "the video did not advance"
+    await page.screenshot(path=str(screenshot_dir() / "product.png"), full_page=True)
+
+    await page.click("#brand-link")
+    await page.wait_for_url("**/brands/*")
+    followers = await page.locator("#followers").inner_text()
+    await page.click("#follow")  # signed out: sign in first, then come back
+    await page.wait_for_url("**/signin?next=**")
+    phone = "+8613612345090"
+    await page.fill("#phone", phone)
+    await page.click("form[action='/signin'] button[type=submit]")
+    await page.wait_for_selector("#code")
+    outbox = await page.context.new_page()
+    code = await read_outbox_code(outbox, phone)
+    await outbox.close()
+    await page.fill("#code", code)
+    await page.click("form[action='/signin/verify'] button[type=submit]")
+    await page.wait_for_url("**/brands/*")
+    await page.click("#follow")
+    await page.wait_for_url("**/brands/*notice=*")
+    assert await page.locator("#follow").inner_text() == "Following"
+    assert _price(await page.locator("#followers").inner_text()) == _price(followers) + 1
