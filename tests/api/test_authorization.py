@@ -182,6 +182,10 @@ ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
             }
         },
     ),
+    ("POST", "/api/v1/search/voice"): (
+        EVERYONE,
+        lambda w: {"files": {"audio": ("v.webm", b"not audio", "audio/webm")}},
+    ),
     ("GET", "/api/v1/products"): (EVERYONE, none),
     ("GET", "/api/v1/products/{product_id}"): (EVERYONE, none),
     ("GET", "/api/v1/shops"): (EVERYONE, none),

@@ -2,15 +2,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, File, Query, Request, Response, UploadFile
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
+from mobimart.catalog import browse, feed
+from mobimart.catalog.listing import Filters
+from mobimart.catalog.schemas import ProductCard
+from mobimart.errors import DomainError
 from mobimart.merchants import service as merchants
+from mobimart.search import listening, sms, synonyms
 from mobimart.search import service as search
-from mobimart.search import sms, synonyms
 from mobimart.search.models import SynonymGroup
 from mobimart.search.synonyms import MAX_WORDS, WORD_MAX
+from mobimart.search.voice import AUDIO_MAX_BYTES
 from mobimart.text import clean
 from mobimart.web.deps import Admin, CurrentUser, Session
 from mobimart.web.schemas import IdPath, InputModel
@@ -105,3 +110,29 @@ async def inbound_sms(
     body = sms.message_text(request.scope["query_string"], coding, charset) or text
     await sms.handle_inbound(session, sender=sender, text=body, message_id=message_id)
     return ""
+
+
+class VoiceSearchOut(BaseModel):
+    text: str = Field(description="What was heard, in the catalogue's words")
+    total: int
+    items: list[ProductCard]
+
+
+@router.post("/search/voice")
+async def voice_search(
+    audio: Annotated[
+        UploadFile, File(description="A recording: WebM/Opus, Ogg/Opus, MP4/AAC or WAV, ≤ 15 s")
+    ],
+    session: Session,
+) -> VoiceSearchOut:
+    """Search by voice: the recording is recognised offline against the catalogue's
+    vocabulary and searched like typed words."""
+    text = await listening.hear(session, audio=await audio.read(AUDIO_MAX_BYTES + 1))
+    if not text:
+        raise DomainError(
+            "not_understood", "No words were recognised; speak closer to the microphone.", 422
+        )
+    found = browse.browse(await feed.replica(session), filters=Filters(), query=text, limit=20)
+    return VoiceSearchOut(
+        text=text, total=found.total, items=[ProductCard.of(v) for v in found.items]
+    )
