@@ -6,7 +6,8 @@ product pages (30 %), against a bare Starlette ceiling under the same uvicorn op
                            [--no-cache]
 
 The server keeps rendered listings until the catalogue changes (MOBIMART_LISTING_CACHE_ENTRIES);
-`--no-cache` turns that off to measure every request computed from the in-memory index.
+`--no-cache` turns that off to measure every request computed from the in-memory index;
+`--pages` drives the mobile HTML pages (`/c/<slug>?…`, `/products/<id>`) instead of the API.
 
 Summary: browse rps=R ceiling_rps=C ratio=R/C p99_ms=P products=N
 """
@@ -20,6 +21,7 @@ import os
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -50,7 +52,7 @@ NOUNS = [
 ADJECTIVES = ["classic", "smart", "compact", "deluxe", "eco", "travel", "pro", "mini", "soft"]
 
 
-async def _seed(env: dict[str, str], products: int, seed: int) -> dict[str, list[int]]:
+async def _seed(env: dict[str, str], products: int, seed: int) -> dict[str, list[Any]]:
     """Migrate, then write the catalogue: 20 approved merchants with shops, 8 root categories
     with 6 children each, 300 brands, and `products` published products with 1-4 variants."""
     os.environ.update(env)
@@ -95,12 +97,13 @@ async def _seed(env: dict[str, str], products: int, seed: int) -> dict[str, list
                 s.add(shop)
                 await s.flush()
                 shops.append((merchant.id, shop.id))
-            leaves, roots = [], []
+            leaves, roots, slugs = [], [], []
             for r in range(8):
                 root = Category(slug=f"root-{r}", name_en=f"Root {r}", name_zh=f"类{r}")
                 s.add(root)
                 await s.flush()
                 roots.append(root.id)
+                slugs.append((root.id, root.slug))
                 for c in range(6):
                     leaf = Category(
                         slug=f"cat-{r}-{c}",
@@ -111,6 +114,7 @@ async def _seed(env: dict[str, str], products: int, seed: int) -> dict[str, list
                     s.add(leaf)
                     await s.flush()
                     leaves.append(leaf.id)
+                    slugs.append((leaf.id, leaf.slug))
             brands = []
             for b in range(300):
                 brand = Brand(slug=f"brand-{b}", name=f"Brand {b}", story="")
@@ -172,10 +176,32 @@ async def _seed(env: dict[str, str], products: int, seed: int) -> dict[str, list
             await s.commit()
     finally:
         await database.dispose()
-    return {"roots": roots, "leaves": leaves, "brands": brands, "shops": [s for _, s in shops]}
+    return {
+        "roots": roots,
+        "leaves": leaves,
+        "brands": brands,
+        "shops": [s for _, s in shops],
+        "slugs": slugs,
+    }
 
 
-def _urls(ids: dict[str, list[int]], products: int, count: int, seed: int) -> list[str]:
+def _as_page(url: str, slugs: dict[int, str]) -> str:
+    """The mobile page a shopper opens for the same listing or product (prices in yuan)."""
+    if "?" not in url:
+        return url.removeprefix("/api/v1")
+    params = []
+    for pair in url.split("?", 1)[1].split("&"):
+        name, value = pair.split("=", 1)
+        if name == "category":
+            continue
+        if name in ("price_min", "price_max"):
+            value = f"{int(value) / 100:.2f}"
+        params.append(f"{name}={'1' if name == 'in_stock' else value}")
+    category = int(url.split("category=")[1].split("&")[0])
+    return f"/c/{slugs[category]}?" + "&".join(params)
+
+
+def _urls(ids: dict[str, list[Any]], products: int, count: int, seed: int) -> list[str]:
     """What shoppers ask for: a category (leaf or root) with zero to three filters and a sort,
     sometimes a second page (cursor pages are fetched live, below); or a product."""
     rng = random.Random(seed)
@@ -229,6 +255,9 @@ def main() -> None:
     parser.add_argument("--urls", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-cache", action="store_true", help="no rendered-listing cache")
+    parser.add_argument(
+        "--pages", action="store_true", help="the mobile HTML pages instead of the API"
+    )
     args = parser.parse_args()
 
     var = scratch_dir()
@@ -240,12 +269,14 @@ def main() -> None:
     ids = asyncio.run(_seed(env, args.products, args.seed))
     say(f"  {time.perf_counter() - started:.1f} s")
     urls = _urls(ids, args.products, args.urls, args.seed)
+    if args.pages:
+        urls = [_as_page(u, dict(ids["slugs"])) for u in urls]
     say(f"server: production settings, SQLite, {args.connections} connections, {args.seconds} s")
     with serve("mobimart.app:create_app", env, factory=True, startup_s=300) as url:
         pages = [u for u in urls if "cursor" not in u]
         # Second pages, with the cursors the server gives out.
         for u in pages[: len(pages) // 10]:
-            if "/products?" in u:
+            if u.startswith("/api/v1/products?"):
                 nxt = httpx.get(url + u, timeout=30).json()["next_cursor"]
                 if nxt:
                     urls.append(f"{u}&cursor={nxt}")

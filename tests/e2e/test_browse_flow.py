@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.e2e.conftest import Server, read_outbox_code, screenshot_dir
+from tests.e2e.conftest import Server, screenshot_dir
+from tests.e2e.test_accounts_flow import sign_in
 
 PRODUCT = "White Hanging Heart T-Light Holder"  # demo: three colours, a video, brand Retrospot
 
@@ -59,15 +60,7 @@ async def test_search_filter_variant_video_and_follow(phone_context: Any, server
     followers = await page.locator("#followers").inner_text()
     await page.click("#follow")  # signed out: sign in first, then come back
     await page.wait_for_url("**/signin?next=**")
-    phone = "+8613612345090"
-    await page.fill("#phone", phone)
-    await page.click("form[action='/signin'] button[type=submit]")
-    await page.wait_for_selector("#code")
-    outbox = await page.context.new_page()
-    code = await read_outbox_code(outbox, phone)
-    await outbox.close()
-    await page.fill("#code", code)
-    await page.click("form[action='/signin/verify'] button[type=submit]")
+    await sign_in(page, "+8613612345090", already_there=True)
     await page.wait_for_url("**/brands/*")
     async with page.expect_navigation():
         await page.click("#follow")

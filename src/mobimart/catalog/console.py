@@ -4,7 +4,7 @@ was typed."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -19,6 +19,7 @@ from mobimart.catalog.importing import parse_price
 from mobimart.catalog.view import media_url
 from mobimart.errors import DomainError
 from mobimart.merchants import service as merchants
+from mobimart.merchants.models import Merchant
 from mobimart.settings import get_settings
 from mobimart.text import clean, clean_name
 from mobimart.web.deps import PageUser, Session
@@ -249,18 +250,26 @@ async def edit_page(
     return await _edit_page(request, session, user, merchant_id, product_id, notice=_notice(notice))
 
 
+Act = Callable[[Merchant], Awaitable[object]]
+
+
 async def _act(
     request: Request,
     session: AsyncSession,
     user: User,
-    merchant_id: int,
-    product_id: int,
-    action: Awaitable[object],
+    ids: tuple[int, int],
+    csrf_token: str,
+    action: Act,
     notice: str,
     variants_form: str | None = None,
 ) -> Response:
+    """Check the form and the caller's membership, run one change, then show the product
+    again: with the change, or with the broken rule's message and what was typed."""
+    merchant_id, product_id = ids
+    verify_csrf(request, csrf_token)
+    merchant, _member = await merchants.membership(session, merchant_id=merchant_id, user=user)
     try:
-        await action
+        await action(merchant)
     except DomainError as exc:
         await session.rollback()
         await session.refresh(user)
@@ -291,8 +300,6 @@ async def update_product(
     tags: Text = "",
     description: LongText = "",
 ) -> Response:
-    verify_csrf(request, csrf_token)
-    merchant, _member = await merchants.membership(session, merchant_id=merchant_id, user=user)
     changes = {
         "name": clean_name(name, 200),
         "category_id": _optional_id(category_id),
@@ -300,21 +307,12 @@ async def update_product(
         "tags": _tags(tags),
         "description": clean(description, 5000),
     }
-    return await _act(
-        request,
-        session,
-        user,
-        merchant_id,
-        product_id,
-        catalog.update_product(session, merchant=merchant, product_id=product_id, changes=changes),
-        "saved",
-    )
 
+    def act(m: Merchant) -> Awaitable[object]:
+        return catalog.update_product(session, merchant=m, product_id=product_id, changes=changes)
 
-async def _set_variants(session: AsyncSession, merchant: Any, product_id: int, text: str) -> object:
-    return await catalog.set_variants(
-        session, merchant=merchant, product_id=product_id, variants=parse_variants(text)
-    )
+    ids = (merchant_id, product_id)
+    return await _act(request, session, user, ids, csrf_token, act, "saved")
 
 
 @router.post("/console/{merchant_id}/products/{product_id}/variants")
@@ -327,17 +325,15 @@ async def set_variants(
     csrf_token: Csrf,
     variants: LongText,
 ) -> Response:
-    verify_csrf(request, csrf_token)
-    merchant, _member = await merchants.membership(session, merchant_id=merchant_id, user=user)
+    async def act(m: Merchant) -> object:
+        specs = parse_variants(variants)
+        return await catalog.set_variants(
+            session, merchant=m, product_id=product_id, variants=specs
+        )
+
+    ids = (merchant_id, product_id)
     return await _act(
-        request,
-        session,
-        user,
-        merchant_id,
-        product_id,
-        _set_variants(session, merchant, product_id, variants),
-        "variants",
-        variants_form=variants,
+        request, session, user, ids, csrf_token, act, "variants", variants_form=variants
     )
 
 
@@ -351,18 +347,13 @@ async def upload_media(
     csrf_token: Csrf,
     file: Annotated[UploadFile, File()],
 ) -> Response:
-    verify_csrf(request, csrf_token)
-    merchant, _member = await merchants.membership(session, merchant_id=merchant_id, user=user)
     data = await file.read(get_settings().video_max_bytes + 1)
-    return await _act(
-        request,
-        session,
-        user,
-        merchant_id,
-        product_id,
-        media.add_product_media(session, merchant=merchant, product_id=product_id, data=data),
-        "uploaded",
-    )
+
+    def act(m: Merchant) -> Awaitable[object]:
+        return media.add_product_media(session, merchant=m, product_id=product_id, data=data)
+
+    ids = (merchant_id, product_id)
+    return await _act(request, session, user, ids, csrf_token, act, "uploaded")
 
 
 @router.post("/console/{merchant_id}/products/{product_id}/media/{media_id}/delete")
@@ -375,19 +366,13 @@ async def delete_media(
     session: Session,
     csrf_token: Csrf,
 ) -> Response:
-    verify_csrf(request, csrf_token)
-    merchant, _member = await merchants.membership(session, merchant_id=merchant_id, user=user)
-    return await _act(
-        request,
-        session,
-        user,
-        merchant_id,
-        product_id,
-        media.delete_product_media(
-            session, merchant=merchant, product_id=product_id, media_id=media_id
-        ),
-        "removed",
-    )
+    def act(m: Merchant) -> Awaitable[object]:
+        return media.delete_product_media(
+            session, merchant=m, product_id=product_id, media_id=media_id
+        )
+
+    ids = (merchant_id, product_id)
+    return await _act(request, session, user, ids, csrf_token, act, "removed")
 
 
 @router.post("/console/{merchant_id}/products/{product_id}/status")
@@ -400,14 +385,8 @@ async def change_status(
     csrf_token: Csrf,
     action: Annotated[Literal["publish", "archive"], Form()],
 ) -> Response:
-    verify_csrf(request, csrf_token)
-    merchant, _member = await merchants.membership(session, merchant_id=merchant_id, user=user)
-    return await _act(
-        request,
-        session,
-        user,
-        merchant_id,
-        product_id,
-        catalog.set_status(session, merchant=merchant, product_id=product_id, action=action),
-        "published" if action == "publish" else "archived",
-    )
+    def act(m: Merchant) -> Awaitable[object]:
+        return catalog.set_status(session, merchant=m, product_id=product_id, action=action)
+
+    notice = "published" if action == "publish" else "archived"
+    return await _act(request, session, user, (merchant_id, product_id), csrf_token, act, notice)

@@ -125,8 +125,14 @@ def _sort_labels(searching: bool) -> list[tuple[str, str]]:
 
 
 @router.get("/")
-async def home(request: Request, session: Session, user: OptionalPageUser) -> Response:
-    found = browse.browse(await feed.replica(session), filters=Filters(), limit=PAGE)
+async def home(
+    request: Request, session: Session, user: OptionalPageUser, cursor: str | None = None
+) -> Response:
+    live = await feed.replica(session)
+    try:
+        found = browse.browse(live, filters=Filters(), cursor=cursor, limit=PAGE)
+    except DomainError:  # a stale link: the first page
+        found = browse.browse(live, filters=Filters(), limit=PAGE)
     roots = [c for c in await catalog.categories(session) if c.parent_id is None]
     return render(
         request,
@@ -135,8 +141,9 @@ async def home(request: Request, session: Session, user: OptionalPageUser) -> Re
             "user": user,
             "tab": "home",
             "products": found.items,
-            "categories": roots,
-            "shops": (await catalog.open_shops(session))[:12],
+            "next_cursor": found.next_cursor,
+            "categories": [] if cursor else roots,
+            "shops": [] if cursor else (await catalog.open_shops(session))[:12],
         },
     )
 
