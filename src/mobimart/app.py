@@ -147,10 +147,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(LocaleAndSecurityHeaders, default_locale=settings.default_locale)
 
     # Busiest first: routes are matched one by one, and each miss costs a few microseconds.
-    for module in (catalog_api, search_api, brand_api, accounts_api, merchants_api, audit_api):
-        app.include_router(module.router, prefix="/api/v1")
-    for module in (catalog_pages, search_pages, accounts_pages, catalog_console, merchants_pages):
-        app.include_router(module.router, include_in_schema=False)
+    routers = [
+        (catalog_api, True),
+        (search_api, True),
+        (catalog_pages, False),
+        (search_pages, False),
+        (brand_api, True),
+        (accounts_api, True),
+        (merchants_api, True),
+        (audit_api, True),
+        (accounts_pages, False),
+        (catalog_console, False),
+        (merchants_pages, False),
+    ]
+    for module, is_api in routers:
+        if is_api:
+            app.include_router(module.router, prefix="/api/v1")
+        else:
+            app.include_router(module.router, include_in_schema=False)
     app.mount(
         "/static",
         StaticFiles(packages=[("mobimart.web", "static")]),

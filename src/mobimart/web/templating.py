@@ -36,6 +36,8 @@ templates.env.filters["money"] = lambda minor, currency="CNY": (
 )
 templates.env.filters["mask_phone"] = lambda e164: mask_phone(e164) if e164 else ""
 templates.env.globals["LOCALES"] = i18n.LOCALES
+# The static mount's address is fixed; url_for would look it up among every route per call.
+templates.env.globals["static"] = lambda path: f"/static/{path}"
 
 
 def _csrf(request: Request) -> tuple[str, bool]:
