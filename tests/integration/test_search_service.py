@@ -112,3 +112,31 @@ async def test_edits_and_states_reach_search(db: Database, make_user: Any) -> No
                 s, merchant=merchant, product_id=product.id, changes={"price_minor": 0}
             )
         assert err.value.code == "invalid_price"
+
+
+async def test_synonym_changes_reach_the_replica_even_when_an_id_is_reused(
+    db: Database, make_user: Any
+) -> None:
+    from mobimart.search import synonyms
+
+    merchant = await _shop(db, make_user)
+    async with db.session() as s:
+        await catalog.create_product(
+            s, merchant=merchant, name="Steel Kettle", price_minor=500, stock=1, publish=True
+        )
+        first = await synonyms.add_group(s, words=["pot", "kettle"], merchant_id=None)
+        second = await synonyms.add_group(s, words=["boiler", "kettle"], merchant_id=None)
+    assert [p.name for p in await _found(db, "boiler")] == ["Steel Kettle"]
+    async with db.session() as s:
+        await synonyms.delete_group(s, group_id=second.id, merchant_id=None)
+        await synonyms.add_group(s, words=["jug", "kettle"], merchant_id=None)
+    live = await feed.current(db)  # the path the busiest requests take
+    assert len(live.synonyms) == 2
+    assert [p.name for p in await _found(db, "jug")] == ["Steel Kettle"]
+    assert await _found(db, "boiler") == []
+    assert first.id
+
+
+async def _found(db: Database, query: str) -> list[Any]:
+    async with db.session() as s:
+        return await search.search(s, query=query)

@@ -5,6 +5,7 @@ interval; there is no server to run and no full rebuild after the first load."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from mobimart.catalog import service as catalog
 from mobimart.catalog.view import ProductView, load_views
 from mobimart.db import Database
 from mobimart.search import synonyms
+from mobimart.search.synonyms import Groups, Signature
 
 # On PostgreSQL a change with a lower id can commit after a higher one: ids skipped over are
 # looked for again at each poll for a minute, longer than any catalogue transaction takes.
@@ -42,8 +44,8 @@ class Replica:
     polled_at: float = 0.0
     followers: dict[str, Follower] = field(default_factory=dict)
     # Search synonyms travel with the catalogue: a new group applies at the next poll.
-    synonyms: synonyms.Groups = field(default_factory=list)
-    synonyms_seen: tuple[int, int] = (0, 0)
+    synonyms: Groups = field(default_factory=list)
+    synonyms_seen: Signature = (0, "")
 
     def apply(self, changed: list[ProductView], removed: list[int]) -> None:
         for view in changed:
@@ -69,13 +71,42 @@ def _key(engine: AsyncEngine) -> str:
 
 
 async def current(database: Database) -> Replica:
-    """The replica, opening a database session only when the feed is due to be read: the
-    busiest read requests need no session at all."""
+    """The replica, opening a database session only when the feed has news: the busiest read
+    requests need no session at all."""
     live = _replicas.get(_key(database.engine))
-    if live is not None and time.monotonic() - live.polled_at < FEED_POLL_S:
-        return live
+    if live is not None:
+        now = time.monotonic()
+        if now - live.polled_at < FEED_POLL_S:
+            return live
+        if not live.gaps and _unchanged(database, live):
+            live.polled_at = now
+            return live
     async with database.session() as session:
         return await replica(session)
+
+
+# SQLite only: "anything new?" asked on the event loop's own thread (tens of microseconds on a
+# local file). Through aiosqlite's thread, under load, that question made the slowest 1 % of
+# requests wait 100 ms (bench/RESULTS.md, browse).
+_peek_sql = (
+    "SELECT (SELECT coalesce(max(id), 0) FROM product_changes), (SELECT count(*) FROM"
+    " synonym_groups), (SELECT coalesce(CAST(max(created_at) AS TEXT), '') FROM synonym_groups)"
+)
+_peekers: dict[str, sqlite3.Connection] = {}
+
+
+def _unchanged(database: Database, live: Replica) -> bool:
+    url = database.engine.url
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return False
+    try:
+        peeker = _peekers.get(url.database)
+        if peeker is None:
+            peeker = _peekers[url.database] = sqlite3.connect(url.database)
+        newest, count, latest = peeker.execute(_peek_sql).fetchone()
+    except sqlite3.Error:
+        return False  # the full read will say what is wrong
+    return bool(newest == live.last_change and (count, latest) == live.synonyms_seen)
 
 
 async def replica(session: AsyncSession) -> Replica:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.errors import DomainError
@@ -70,12 +70,15 @@ async def delete_group(session: AsyncSession, *, group_id: int, merchant_id: int
     await session.commit()
 
 
-async def signature(session: AsyncSession) -> tuple[int, int]:
-    """Changes when a group is added or removed: (count, highest id)."""
-    row = (
-        await session.execute(select(func.count(), func.coalesce(func.max(SynonymGroup.id), 0)))
-    ).one()
-    return int(row[0]), int(row[1])
+Signature = tuple[int, str]
+
+
+async def signature(session: AsyncSession) -> Signature:
+    """Changes when a group is added or removed: (count, latest creation time as text). A
+    removal lowers the count; an addition raises the latest time, even if it reuses an id."""
+    latest = func.coalesce(cast(func.max(SynonymGroup.created_at), String), "")
+    row = (await session.execute(select(func.count(), latest))).one()
+    return int(row[0]), str(row[1])
 
 
 async def all_groups(session: AsyncSession) -> Groups:
