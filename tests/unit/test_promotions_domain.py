@@ -116,7 +116,7 @@ promotion_strategy = st.builds(
 )
 
 
-@settings(max_examples=300)
+@settings(max_examples=1000)
 @given(
     lines=st.lists(
         st.builds(
@@ -157,3 +157,13 @@ def test_any_cart_prices_to_a_consistent_non_negative_total(
     assert len(exclusive) <= 1
     if exclusive:
         assert len(priced.discounts) == 1
+
+
+def test_two_free_shipping_offers_do_not_pay_the_shipping_twice() -> None:
+    offers = [
+        Promotion(1, "free shipping", Kind.free_shipping, Scope.order, combines=True),
+        Promotion(2, "also free shipping", Kind.free_shipping, Scope.order, combines=True),
+    ]
+    priced = price([line(1, 100)], offers, now=NOW, shipping=800)
+    assert [d.amount for d in priced.discounts] == [800]
+    assert priced.total == 100

@@ -182,6 +182,7 @@ def price(
     )
     per_line: dict[int, list[Discount]] = {p.line.key: [] for p in priced}
     remaining = {p.line.key: p.subtotal for p in priced}
+    shipping_left = shipping
     for promotion in order:
         if promotion.code is not None and promotion.code not in codes:
             continue
@@ -195,7 +196,11 @@ def price(
             continue
         if promotion.kind is Kind.free_shipping:
             budget = promotion.budget_left
-            amount = shipping if budget is None else min(shipping, budget)
+            amount = shipping_left if budget is None else min(shipping_left, budget)
+            if amount == 0:
+                skipped.append((promotion.id, "nothing_to_take"))
+                continue
+            shipping_left -= amount  # two free-shipping offers do not pay the shipping twice
             applied.append(Discount(promotion.id, promotion.name, amount, on_shipping=True))
         else:
             amount = saving(promotion, base)
