@@ -75,11 +75,14 @@ async def warm(session: AsyncSession) -> None:
 @dataclass(frozen=True)
 class Browse:
     items: list[ProductView]
-    total: int
     result: Result
     names: Names
     next_cursor: str | None
     query: str = ""
+
+    @property
+    def total(self) -> int:
+        return self.result.total
 
 
 def browse(
@@ -104,7 +107,6 @@ def browse(
     result = found.listing.query(filters, sort=sort, after=after, limit=limit, ranked=ranked)
     return Browse(
         items=[live.views[i] for i in result.ids],
-        total=result.total,
         result=result,
         names=found.names,
         next_cursor=cursor_of(sort, result.next) if result.next else None,

@@ -39,7 +39,6 @@ F = TypeVar("F", bound=Follower)
 class Replica:
     views: dict[int, ProductView]
     last_change: int
-    version: int = 0  # bumped at every applied change: caches key on it
     gaps: dict[int, float] = field(default_factory=dict)  # change id -> when first missed
     polled_at: float = 0.0
     followers: dict[str, Follower] = field(default_factory=dict)
@@ -54,7 +53,6 @@ class Replica:
             self.views.pop(product_id, None)
         for follower in self.followers.values():
             follower.apply(changed, removed)
-        self.version += 1
 
 
 # Keyed by database URL: tests and tools may talk to several databases in one process.

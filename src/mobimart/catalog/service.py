@@ -1,10 +1,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.catalog import domain
@@ -234,37 +233,6 @@ async def merchant_products(
     return list(await session.scalars(stmt.limit(limit)))
 
 
-def _visible() -> list[ColumnElement[bool]]:
-    return [Product.status == ProductStatus.published, Merchant.status == KycStatus.approved]
-
-
-async def published_products(
-    session: AsyncSession, *, before_id: int | None, limit: int, shop_id: int | None = None
-) -> list[Product]:
-    stmt = (
-        select(Product)
-        .join(Merchant, Merchant.id == Product.merchant_id)
-        .where(*_visible())
-        .order_by(Product.id.desc())
-    )
-    if shop_id is not None:
-        stmt = stmt.where(Product.shop_id == shop_id)
-    if before_id is not None:
-        stmt = stmt.where(Product.id < before_id)
-    return list(await session.scalars(stmt.limit(limit)))
-
-
-async def published_product(session: AsyncSession, *, product_id: int) -> Product:
-    product = await session.scalar(
-        select(Product)
-        .join(Merchant, Merchant.id == Product.merchant_id)
-        .where(Product.id == product_id, *_visible())
-    )
-    if product is None:
-        raise NotFound("Product")
-    return product
-
-
 async def open_shops(session: AsyncSession) -> list[Shop]:
     rows = await session.scalars(
         select(Shop)
@@ -325,13 +293,7 @@ async def category_by_slug(session: AsyncSession, *, slug: str) -> Category:
     return category
 
 
-# --- change feed (read by the search index) ------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SearchDocument:
-    product_id: int
-    fields: dict[str, str]
+# --- change feed (read by each process's catalogue replica) ---------------------------------
 
 
 async def latest_change(session: AsyncSession) -> int:
@@ -348,42 +310,3 @@ async def changes_since(
         select(ProductChange).where(where).order_by(ProductChange.id).limit(limit)
     )
     return list(rows)
-
-
-async def search_documents(
-    session: AsyncSession, *, product_ids: list[int] | None = None
-) -> list[SearchDocument]:
-    """What search indexes: published products of approved merchants, with their text."""
-    stmt = (
-        select(Product, Category.name_en, Category.name_zh)
-        .join(Merchant, Merchant.id == Product.merchant_id)
-        .outerjoin(Category, Category.id == Product.category_id)
-        .where(*_visible())
-    )
-    if product_ids is not None:
-        stmt = stmt.where(Product.id.in_(product_ids))
-    rows = await session.execute(stmt)
-    return [
-        SearchDocument(
-            product.id,
-            {
-                "title": product.name,
-                "category": " ".join(filter(None, (name_en, name_zh))),
-                "description": product.description,
-            },
-        )
-        for product, name_en, name_zh in rows
-    ]
-
-
-async def products_by_ids(session: AsyncSession, *, product_ids: list[int]) -> list[Product]:
-    """Visible products in the order of the ids given."""
-    rows = {
-        p.id: p
-        for p in await session.scalars(
-            select(Product)
-            .join(Merchant, Merchant.id == Product.merchant_id)
-            .where(Product.id.in_(product_ids), *_visible())
-        )
-    }
-    return [rows[i] for i in product_ids if i in rows]
