@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mobimart.catalog.view import ProductView
+from mobimart.text import clean_name
 
 MAX_DEPTH = 4  # category levels indexed; deeper categories count as their level-4 ancestor
 FACET_VALUES = 20  # per facet, the most common; values the shopper chose are always kept
@@ -47,6 +48,17 @@ class Filters:
     price_max: int | None = None
     min_rating: float | None = None
     in_stock: bool = False
+
+
+def option_choices(items: Iterable[str]) -> tuple[tuple[str, frozenset[str]], ...]:
+    """`name:value` choices ("colour:red") grouped by option name, as Filters.options takes
+    them; a choice without both parts is left out."""
+    chosen: dict[str, set[str]] = {}
+    for item in items:
+        name, _, value = item.partition(":")
+        if name and value:
+            chosen.setdefault(clean_name(name, 30), set()).add(clean_name(value, 30))
+    return tuple((name, frozenset(values)) for name, values in sorted(chosen.items()))
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,9 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from mobimart.catalog import brands, browse, feed, media
 from mobimart.catalog import service as catalog
 from mobimart.catalog.importing import parse_price
-from mobimart.catalog.listing import Filters, Sort
+from mobimart.catalog.listing import Filters, Sort, option_choices
 from mobimart.catalog.view import media_url
 from mobimart.errors import DomainError, NotFound
-from mobimart.text import clean_name
 from mobimart.web.deps import OptionalPageUser, PageUser, Session
 from mobimart.web.forms import see_other
 from mobimart.web.i18n import gettext_ as _
@@ -45,18 +44,13 @@ def page_filters(request: Request, **fixed: Any) -> tuple[Filters, Sort, list[st
     if low is not None and high is not None and low > high:
         problems.append(_("The lowest price is above the highest."))
         prices = {"price_min": None, "price_max": None}
-    options: dict[str, set[str]] = {}
-    for item in args.getlist("option")[:20]:
-        name, _sep, value = item.partition(":")
-        if name and value:
-            options.setdefault(clean_name(name, 30), set()).add(clean_name(value, 30))
     rating = args.get("rating", "")
     sort = args.get("sort", Sort.relevance.value)
     filters = Filters(
         category=fixed.get("category"),
         brands=fixed.get("brands") or _ids(args.getlist("brand")[:50]),
         shops=fixed.get("shops") or _ids(args.getlist("shop")[:50]),
-        options=tuple((n, frozenset(v)) for n, v in sorted(options.items())),
+        options=option_choices(args.getlist("option")[:20]),
         price_min=prices["price_min"],
         price_max=prices["price_max"],
         min_rating=int(rating) if rating in {"1", "2", "3", "4", "5"} else None,

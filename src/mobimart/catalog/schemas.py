@@ -18,9 +18,8 @@ from mobimart.catalog.domain import (
     ProductStatus,
     VariantSpec,
 )
-from mobimart.catalog.listing import Filters, Sort
+from mobimart.catalog.listing import Filters, Sort, option_choices
 from mobimart.catalog.view import ProductView
-from mobimart.text import clean_name
 from mobimart.web.schemas import MAX_ID, InputModel
 
 Tags = Annotated[
@@ -311,15 +310,11 @@ class BrowseQuery(BaseModel):
     limit: int = Field(20, ge=1, le=100)
 
     def filters(self) -> Filters:
-        options: dict[str, set[str]] = {}
-        for item in self.option:
-            name, value = item.split(":", 1)
-            options.setdefault(clean_name(name, 30), set()).add(clean_name(value, 30))
         return Filters(
             category=self.category,
             brands=frozenset(self.brand),
             shops=frozenset(self.shop),
-            options=tuple((n, frozenset(v)) for n, v in sorted(options.items())),
+            options=option_choices(self.option),
             price_min=self.price_min,
             price_max=self.price_max,
             min_rating=self.rating,
