@@ -9,11 +9,14 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from sqlalchemy import Select, func, select
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from mobimart.catalog import service as catalog
+from mobimart.catalog.models import ProductChange
 from mobimart.catalog.view import ProductView, load_views
 from mobimart.db import Database
 from mobimart.search import synonyms
@@ -83,13 +86,17 @@ async def current(database: Database) -> Replica:
         return await replica(session)
 
 
+def _news() -> Select[Any]:
+    """What tells a replica whether anything changed: the newest change id, then the synonym
+    groups' signature."""
+    newest = select(func.coalesce(func.max(ProductChange.id), 0)).scalar_subquery()
+    return select(newest, *synonyms.signature_columns())
+
+
 # SQLite only: "anything new?" asked on the event loop's own thread (tens of microseconds on a
 # local file). Through aiosqlite's thread, under load, that question made the slowest 1 % of
 # requests wait 100 ms (bench/RESULTS.md, browse).
-_peek_sql = (
-    "SELECT (SELECT coalesce(max(id), 0) FROM product_changes), (SELECT count(*) FROM"
-    " synonym_groups), (SELECT coalesce(CAST(max(created_at) AS TEXT), '') FROM synonym_groups)"
-)
+_PEEK_SQL = str(_news().compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
 _peekers: dict[str, sqlite3.Connection] = {}
 
 
@@ -101,7 +108,7 @@ def _unchanged(database: Database, live: Replica) -> bool:
         peeker = _peekers.get(url.database)
         if peeker is None:
             peeker = _peekers[url.database] = sqlite3.connect(url.database)
-        newest, count, latest = peeker.execute(_peek_sql).fetchone()
+        newest, count, latest = peeker.execute(_PEEK_SQL).fetchone()
     except sqlite3.Error:
         return False  # the full read will say what is wrong
     return bool(newest == live.last_change and (count, latest) == live.synonyms_seen)
@@ -113,21 +120,24 @@ async def replica(session: AsyncSession) -> Replica:
     live = _replicas.get(key)
     if live is None:
         # The high-water mark first: changes made during the load are replayed, not lost.
-        last = await catalog.latest_change(session)
+        last = (await session.execute(_news())).one()[0]
         live = _replicas[key] = Replica(await load_views(session), last)
     now = time.monotonic()
     if now - live.polled_at < FEED_POLL_S:
         return live
     live.polled_at = now
-    while changes := await catalog.changes_since(
-        session, after_id=live.last_change, also=list(live.gaps)
+    newest, count, latest = (await session.execute(_news())).one()
+    while (newest != live.last_change or live.gaps) and (
+        changes := await catalog.changes_since(
+            session, after_id=live.last_change, also=list(live.gaps)
+        )
     ):
         changed = sorted({c.product_id for c in changes})
         views = await load_views(session, product_ids=changed)
         # Not found: unpublished, archived, or its merchant suspended.
         live.apply(list(views.values()), [i for i in changed if i not in views])
         _advance(live, [c.id for c in changes])
-    seen = await synonyms.signature(session)
+    seen = (int(count), str(latest))
     if seen != live.synonyms_seen:
         live.synonyms = await synonyms.all_groups(session)
         live.synonyms_seen = seen

@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.catalog import domain
@@ -294,10 +294,6 @@ async def category_by_slug(session: AsyncSession, *, slug: str) -> Category:
 
 
 # --- change feed (read by each process's catalogue replica) ---------------------------------
-
-
-async def latest_change(session: AsyncSession) -> int:
-    return (await session.scalar(select(func.max(ProductChange.id)))) or 0
 
 
 async def changes_since(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String, cast, func, select
+from typing import Any
+
+from sqlalchemy import ScalarSelect, String, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.errors import DomainError
@@ -73,12 +75,14 @@ async def delete_group(session: AsyncSession, *, group_id: int, merchant_id: int
 Signature = tuple[int, str]
 
 
-async def signature(session: AsyncSession) -> Signature:
-    """Changes when a group is added or removed: (count, latest creation time as text). A
-    removal lowers the count; an addition raises the latest time, even if it reuses an id."""
+def signature_columns() -> list[ScalarSelect[Any]]:
+    """What changes when a group is added or removed: (count, latest creation time as text).
+    A removal lowers the count; an addition raises the latest time, even if it reuses an id."""
     latest = func.coalesce(cast(func.max(SynonymGroup.created_at), String), "")
-    row = (await session.execute(select(func.count(), latest))).one()
-    return int(row[0]), str(row[1])
+    return [
+        select(func.count()).select_from(SynonymGroup).scalar_subquery(),
+        select(latest).scalar_subquery(),
+    ]
 
 
 async def all_groups(session: AsyncSession) -> Groups:
