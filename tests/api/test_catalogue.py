@@ -421,3 +421,28 @@ async def test_console_manages_products_end_to_end(
     assert shown["brand_name"] == "Acme"
     assert shown["tags"] == ["kitchen", "gift"]
     assert shown["media"][0]["kind"] == "video"
+
+
+async def test_brand_logo_and_banner_show_on_the_brand_and_in_lists(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    merchant, owner = await _merchant(db, make_user)
+    ids = await _seed(db, merchant)
+    headers = await auth_headers(owner)
+    logo = await client.put(
+        f"/api/v1/brands/{ids['acme']}/logo",
+        headers=headers,
+        files={"file": ("logo.png", factories.PNG, "image/png")},
+    )
+    banner = await client.put(
+        f"/api/v1/brands/{ids['acme']}/banner",
+        headers=headers,
+        files={"file": ("b.mp4", MP4, "video/mp4")},
+    )
+    assert banner.json()["logo"] == logo.json()["logo"]
+    assert banner.json()["banner"]["kind"] == "video"
+    listed = {b["slug"]: b for b in (await client.get("/api/v1/brands")).json()["items"]}
+    assert listed["acme"]["logo"]["url"] == logo.json()["logo"]["url"]
+    assert listed["zen-goods"]["logo"] is None
+    page = await client.get("/brands/acme")
+    assert banner.json()["banner"]["url"] in page.text

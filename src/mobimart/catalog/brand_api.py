@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, File, UploadFile
 
 from mobimart.catalog import brands, media
-from mobimart.catalog.models import Brand
+from mobimart.catalog.models import Brand, Media
 from mobimart.catalog.schemas import BrandIn, BrandOut, BrandUpdate, FollowOut, MediaOut
 from mobimart.catalog.view import media_url
 from mobimart.merchants import service as merchants
@@ -17,20 +17,30 @@ from mobimart.web.schemas import IdPath
 router = APIRouter(tags=["brands"])
 
 
+def _media_out(item: Media | None) -> MediaOut | None:
+    return MediaOut(kind=item.kind, url=media_url(item)) if item else None
+
+
+async def brands_out(session: Session, rows: list[Brand]) -> list[BrandOut]:
+    """Brands with their logo and banner, their images found in one query."""
+    images = await media.brand_images(session, brand_ids=[b.id for b in rows])
+    return [
+        BrandOut(
+            id=brand.id,
+            slug=brand.slug,
+            name=brand.name,
+            story=brand.story,
+            merchant_id=brand.merchant_id,
+            follower_count=brand.follower_count,
+            logo=_media_out(images[brand.id].get("logo")),
+            banner=_media_out(images[brand.id].get("banner")),
+        )
+        for brand in rows
+    ]
+
+
 async def brand_out(session: Session, brand: Brand) -> BrandOut:
-    images = await media.brand_images(session, brand_id=brand.id)
-    return BrandOut(
-        id=brand.id,
-        slug=brand.slug,
-        name=brand.name,
-        story=brand.story,
-        merchant_id=brand.merchant_id,
-        follower_count=brand.follower_count,
-        **{
-            role: MediaOut(kind=m.kind, url=media_url(m)) if (m := images.get(role)) else None
-            for role in ("logo", "banner")
-        },
-    )
+    return (await brands_out(session, [brand]))[0]
 
 
 @router.get("/brands")
@@ -39,7 +49,7 @@ async def list_brands(
 ) -> Page[BrandOut]:
     rows = await brands.brands(session, before_id=page.before_id, limit=page.fetch)
     items, next_cursor = split_page(rows, page, key=lambda b: b.id)
-    return Page(items=[await brand_out(session, b) for b in items], next_cursor=next_cursor)
+    return Page(items=await brands_out(session, items), next_cursor=next_cursor)
 
 
 @router.get("/brands/{slug}")
@@ -91,7 +101,7 @@ async def set_brand_image(
 
 @router.get("/me/brands")
 async def followed_brands(user: CurrentUser, session: Session) -> list[BrandOut]:
-    return [await brand_out(session, b) for b in await brands.followed(session, user_id=user.id)]
+    return await brands_out(session, await brands.followed(session, user_id=user.id))
 
 
 @router.put("/me/brands/{brand_id}")

@@ -68,6 +68,16 @@ def _store(data: bytes, *, videos: bool) -> tuple[str, str, str]:
     return key, content_type, kind
 
 
+async def _commit_or_forget(session: AsyncSession, key: str) -> None:
+    """Commit the row of a file just stored; if the commit fails, delete the file, so no file
+    outlives its row."""
+    try:
+        await session.commit()
+    except Exception:
+        path_of(key).unlink(missing_ok=True)
+        raise
+
+
 async def add_product_media(
     session: AsyncSession, *, merchant: Merchant, product_id: int, data: bytes
 ) -> Media:
@@ -92,11 +102,7 @@ async def add_product_media(
     )
     session.add(media)
     session.add(ProductChange(product_id=product.id))
-    try:
-        await session.commit()
-    except Exception:
-        path_of(key).unlink(missing_ok=True)
-        raise
+    await _commit_or_forget(session, key)
     return media
 
 
@@ -147,16 +153,18 @@ async def set_brand_image(session: AsyncSession, *, brand: Brand, role: str, dat
         storage_key=key,
     )
     session.add(media)
-    try:
-        await session.commit()
-    except Exception:
-        path_of(key).unlink(missing_ok=True)
-        raise
+    await _commit_or_forget(session, key)
     for media_gone in old:
         path_of(media_gone.storage_key).unlink(missing_ok=True)
     return media
 
 
-async def brand_images(session: AsyncSession, *, brand_id: int) -> dict[str, Media]:
-    rows = await session.scalars(select(Media).where(Media.brand_id == brand_id))
-    return {m.role: m for m in rows}
+async def brand_images(
+    session: AsyncSession, *, brand_ids: list[int]
+) -> dict[int, dict[str, Media]]:
+    """Brand id -> role (logo, banner) -> its media, for several brands in one query."""
+    found: dict[int, dict[str, Media]] = {i: {} for i in brand_ids}
+    for m in await session.scalars(select(Media).where(Media.brand_id.in_(brand_ids))):
+        assert m.brand_id is not None
+        found[m.brand_id][m.role] = m
+    return found

@@ -213,7 +213,7 @@ async def brand_page(
         template="catalog/brand.html",
         context={
             "brand": brand,
-            "images": await media.brand_images(session, brand_id=brand.id),
+            "images": (await media.brand_images(session, brand_ids=[brand.id]))[brand.id],
             "media_url": media_url,
             "following": following,
         },
