@@ -114,9 +114,8 @@ async def list_products(request: Request, params: Annotated[BrowseQuery, Query()
     # unless the change feed is due, and its rendering kept until the catalogue changes.
     live = await feed.current(request.app.state.db)
     shelf = browse.catalogue(live)
-    key = "list?" + request.url.query
-    body = shelf.responses.get(key)
-    if body is None:
+
+    def render() -> bytes:
         found = browse.browse(
             live,
             filters=params.filters(),
@@ -125,19 +124,21 @@ async def list_products(request: Request, params: Annotated[BrowseQuery, Query()
             limit=params.limit,
             query=clean_name(params.q, 200),
         )
-        body = shelf.remember(key, listing_json(found, shelf.cards))
+        return listing_json(found, shelf.cards)
+
+    body = shelf.rendered("list?" + request.url.query, render)
     return Response(body, media_type="application/json")
 
 
 @router.get("/products/{product_id}", response_model=ProductDetail)
 async def get_product(request: Request, product_id: IdPath) -> Response:
     live = await feed.current(request.app.state.db)
-    shelf = browse.catalogue(live)
-    key = f"product/{product_id}"
-    body = shelf.responses.get(key)
-    if body is None:
-        view = browse.product(live, product_id=product_id)
-        body = shelf.remember(key, ProductDetail.of(view).model_dump_json().encode())
+    body = browse.catalogue(live).rendered(
+        f"product/{product_id}",
+        lambda: (
+            ProductDetail.of(browse.product(live, product_id=product_id)).model_dump_json().encode()
+        ),
+    )
     return Response(body, media_type="application/json")
 
 

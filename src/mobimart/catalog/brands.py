@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import delete, insert, literal, select, update
+from sqlalchemy import delete, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.accounts.models import User
@@ -100,6 +100,16 @@ async def brands(session: AsyncSession, *, before_id: int | None, limit: int) ->
     if before_id is not None:
         stmt = stmt.where(Brand.id < before_id)
     return list(await session.scalars(stmt))
+
+
+async def usable_by(session: AsyncSession, *, merchant_id: int) -> list[Brand]:
+    """The brands a merchant may put on its products: its own and the platform's."""
+    rows = await session.scalars(
+        select(Brand)
+        .where(or_(Brand.merchant_id == merchant_id, Brand.merchant_id.is_(None)))
+        .order_by(Brand.id.desc())
+    )
+    return list(rows)
 
 
 async def follow(session: AsyncSession, *, user: User, brand: Brand) -> int:

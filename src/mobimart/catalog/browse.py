@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,12 +40,16 @@ class Catalogue:
         self.cards: dict[int, bytes] = {}
         self.responses: dict[str, bytes] = {}
 
-    def remember(self, key: str, body: bytes) -> bytes:
-        limit = get_settings().listing_cache_entries
-        if limit:
-            if len(self.responses) >= limit:
-                del self.responses[next(iter(self.responses))]  # the oldest
-            self.responses[key] = body
+    def rendered(self, key: str, render: Callable[[], bytes]) -> bytes:
+        """The response kept under `key`, or `render()`'s, kept until the next change."""
+        body = self.responses.get(key)
+        if body is None:
+            body = render()
+            limit = get_settings().listing_cache_entries
+            if limit:
+                if len(self.responses) >= limit:
+                    del self.responses[next(iter(self.responses))]  # the oldest
+                self.responses[key] = body
         return body
 
     def apply(self, changed: list[ProductView], removed: list[int]) -> None:

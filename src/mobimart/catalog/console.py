@@ -76,10 +76,9 @@ def variants_text(variants: list[Any]) -> str:
 
 
 async def _choices(session: AsyncSession, merchant_id: int) -> dict[str, Any]:
-    own = [b for b in await brands.brands(session, before_id=None, limit=500)]
     return {
         "categories": await catalog.categories(session),
-        "brands": [b for b in own if b.merchant_id in (None, merchant_id)],
+        "brands": await brands.usable_by(session, merchant_id=merchant_id),
     }
 
 
