@@ -12,3 +12,9 @@ def clean(value: str, max_len: int) -> str:
 def clean_name(value: str, max_len: int) -> str:
     """A name on one line: inner runs of white space become one space."""
     return " ".join(clean(value, max_len).split())
+
+
+def money(minor: int, currency: str = "CNY") -> str:
+    """An amount in minor units as people read it: 123456 -> ¥1,234.56."""
+    symbol = "¥" if currency == "CNY" else currency + " "
+    return f"{symbol}{minor // 100:,}.{minor % 100:02d}"

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.catalog import feed
 from mobimart.catalog.view import ProductView
+from mobimart.errors import DomainError
 from mobimart.search import voice
 from mobimart.search.analysis import head
 
@@ -79,8 +80,13 @@ class _Ears:
 
 async def hear(session: AsyncSession, *, audio: bytes) -> str:
     """The words spoken in a recording (WebM/Opus, Ogg, MP4/AAC or WAV), in the catalogue's
-    vocabulary; "" when nothing was recognised."""
+    vocabulary. Nothing recognised is a 422 with advice."""
     pcm = await asyncio.to_thread(voice.decode_audio, audio)
     ears = feed.follower(await feed.replica(session), "voice", _Ears)
     recognizer = await ears.current()
-    return await asyncio.to_thread(recognizer.recognize, pcm)
+    text = await asyncio.to_thread(recognizer.recognize, pcm)
+    if not text:
+        raise DomainError(
+            "not_understood", "No words were recognised; speak closer to the microphone.", 422
+        )
+    return text

@@ -19,7 +19,7 @@ from mobimart.infra import throttle
 from mobimart.infra.sms import send_sms
 from mobimart.search import service as search
 from mobimart.settings import get_settings
-from mobimart.text import clean_name
+from mobimart.text import clean_name, money
 
 OPT_OUT = frozenset({"stop", "td", "退订", "t", "unsubscribe"})
 HELP = frozenset({"help", "?", "帮助"})
@@ -35,10 +35,6 @@ def keyword(text: str) -> str | None:
     if word in HELP:
         return "help"
     return None
-
-
-def money(minor: int, currency: str) -> str:
-    return f"{'¥' if currency == 'CNY' else currency + ' '}{minor // 100}.{minor % 100:02d}"
 
 
 def search_reply(query: str, found: list[tuple[str, int, str, int]], base_url: str) -> str:

@@ -14,6 +14,7 @@ from starlette.responses import HTMLResponse
 
 from mobimart.accounts.domain import mask_phone
 from mobimart.errors import DomainError
+from mobimart.text import money
 from mobimart.web import i18n
 
 CSRF_COOKIE = "mm_csrf"
@@ -31,9 +32,7 @@ _env.install_gettext_callables(  # type: ignore[attr-defined]
     gettext=i18n.gettext_, ngettext=i18n.ngettext_, newstyle=True
 )
 templates = Jinja2Templates(env=_env)
-templates.env.filters["money"] = lambda minor, currency="CNY": (
-    f"{'¥' if currency == 'CNY' else currency + ' '}{minor // 100:,}.{minor % 100:02d}"
-)
+templates.env.filters["money"] = money
 templates.env.filters["mask_phone"] = lambda e164: mask_phone(e164) if e164 else ""
 templates.env.globals["LOCALES"] = i18n.LOCALES
 # The static mount's address is fixed; url_for would look it up among every route per call.
