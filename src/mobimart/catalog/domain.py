@@ -107,6 +107,11 @@ def _option(text: str) -> str:
     return value
 
 
+def default_sku(product_id: int) -> str:
+    """The SKU of the one variant a product without options gets."""
+    return f"P{product_id}"
+
+
 def summary(variants: Iterable[VariantSpec]) -> tuple[int, int]:
     """(lowest price, total stock): what listings show and filter on."""
     items = list(variants)

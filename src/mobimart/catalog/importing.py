@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mobimart.catalog import domain
 from mobimart.catalog.domain import ProductStatus
 from mobimart.catalog.models import Brand, Category, Product, ProductChange, Variant
-from mobimart.catalog.service import shop_for
+from mobimart.catalog.service import shop_for, variant_of
 from mobimart.errors import DomainError
 from mobimart.merchants.models import Merchant
 from mobimart.settings import get_settings
@@ -117,13 +117,8 @@ async def import_products(
         session.add_all(p for p, _ in pending)
         await session.flush()
         session.add_all(
-            Variant(
-                product_id=p.id,
-                merchant_id=p.merchant_id,
-                sku=sku or f"P{p.id}",
-                options={},
-                price_minor=p.price_minor,
-                stock=p.stock,
+            variant_of(
+                p, domain.VariantSpec(sku or domain.default_sku(p.id), p.price_minor, p.stock)
             )
             for p, sku in pending
         )

@@ -78,9 +78,9 @@ async def create_product(
         session.add(product)
         await session.flush()
         for position, spec in enumerate(
-            specs or [domain.VariantSpec(f"P{product.id}", price_minor, stock)]
+            specs or [domain.VariantSpec(domain.default_sku(product.id), price_minor, stock)]
         ):
-            session.add(_variant(product, spec, position))
+            session.add(variant_of(product, spec, position))
         await session.flush()
     session.add(ProductChange(product_id=product.id))
     await session.commit()
@@ -90,7 +90,7 @@ async def create_product(
 _DUPLICATE_SKU = Conflict("duplicate_sku", "The shop already has a product with one of these SKUs.")
 
 
-def _variant(product: Product, spec: domain.VariantSpec, position: int) -> Variant:
+def variant_of(product: Product, spec: domain.VariantSpec, position: int = 0) -> Variant:
     return Variant(
         product_id=product.id,
         merchant_id=product.merchant_id,
@@ -188,7 +188,7 @@ async def set_variants(
         for position, spec in enumerate(specs):
             kept = existing.get(spec.sku.casefold())
             if kept is None:
-                session.add(_variant(product, spec, position))
+                session.add(variant_of(product, spec, position))
             else:
                 kept.sku, kept.options = spec.sku, spec.options
                 kept.price_minor, kept.stock = spec.price_minor, spec.stock
