@@ -446,3 +446,23 @@ async def test_brand_logo_and_banner_show_on_the_brand_and_in_lists(
     assert listed["zen-goods"]["logo"] is None
     page = await client.get("/brands/acme")
     assert banner.json()["banner"]["url"] in page.text
+
+
+async def test_parallel_uploads_never_pass_the_gallery_limit(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    from mobimart.catalog.media import MAX_PER_PRODUCT
+
+    merchant, owner = await _merchant(db, make_user)
+    ids = await _seed(db, merchant)
+    headers = await auth_headers(owner)
+    url = f"/api/v1/merchants/{merchant.id}/products/{ids['mug']}/media"
+    uploads = [
+        client.post(url, headers=headers, files={"file": ("p.png", factories.PNG, "image/png")})
+        for _ in range(MAX_PER_PRODUCT + 4)
+    ]
+    codes = sorted(r.status_code for r in await asyncio.gather(*uploads))
+    assert codes.count(201) == MAX_PER_PRODUCT
+    assert set(codes) == {201, 422}
+    listed = await client.get(url, headers=headers)
+    assert len(listed.json()) == MAX_PER_PRODUCT

@@ -8,10 +8,10 @@ import re
 import secrets
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mobimart.catalog.models import Brand, Media, ProductChange
+from mobimart.catalog.models import Brand, Media, Product, ProductChange
 from mobimart.catalog.service import merchant_product
 from mobimart.errors import DomainError, NotFound
 from mobimart.infra.storage import sniff_content_type
@@ -82,6 +82,14 @@ async def add_product_media(
     session: AsyncSession, *, merchant: Merchant, product_id: int, data: bytes
 ) -> Media:
     product = await merchant_product(session, merchant_id=merchant.id, product_id=product_id)
+    # Hold the product (a row lock on PostgreSQL, the write lock on SQLite) until commit, so
+    # parallel uploads count one after another and the limit holds.
+    await session.execute(
+        update(Product)
+        .where(Product.id == product.id)
+        .values(id=Product.id)
+        .execution_options(synchronize_session=False)
+    )
     count = await session.scalar(
         select(func.count()).select_from(Media).where(Media.product_id == product.id)
     )
