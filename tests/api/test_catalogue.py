@@ -466,3 +466,29 @@ async def test_parallel_uploads_never_pass_the_gallery_limit(
     assert set(codes) == {201, 422}
     listed = await client.get(url, headers=headers)
     assert len(listed.json()) == MAX_PER_PRODUCT
+
+
+async def test_parallel_variant_edits_leave_one_whole_set_and_a_matching_summary(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    merchant, owner = await _merchant(db, make_user)
+    ids = await _seed(db, merchant)
+    headers = await auth_headers(owner)
+    url = f"/api/v1/merchants/{merchant.id}/products/{ids['mug']}/variants"
+    sets = [
+        [{"sku": f"S{n}-{k}", "options": {"size": str(k)}, "price_minor": 100 * n + k, "stock": n}
+         for k in range(3)]
+        for n in range(1, 7)
+    ]  # fmt: skip
+    answers = await asyncio.gather(
+        *(client.put(url, headers=headers, json={"variants": s}) for s in sets)
+    )
+    assert all(r.status_code in (200, 409) for r in answers), [r.text for r in answers]
+    final = (await client.get(url, headers=headers)).json()
+    skus = {v["sku"] for v in final}
+    assert any(skus == {v["sku"] for v in s} for s in sets), skus
+    product = (
+        await client.get(f"/api/v1/merchants/{merchant.id}/products/{ids['mug']}", headers=headers)
+    ).json()
+    assert product["price_minor"] == min(v["price_minor"] for v in final)
+    assert product["stock"] == sum(v["stock"] for v in final)

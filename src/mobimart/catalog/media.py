@@ -8,10 +8,10 @@ import re
 import secrets
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mobimart.catalog.models import Brand, Media, Product, ProductChange
+from mobimart.catalog.models import Brand, Media, ProductChange
 from mobimart.catalog.service import merchant_product
 from mobimart.errors import DomainError, NotFound
 from mobimart.infra.storage import sniff_content_type
@@ -81,14 +81,9 @@ async def _commit_or_forget(session: AsyncSession, key: str) -> None:
 async def add_product_media(
     session: AsyncSession, *, merchant: Merchant, product_id: int, data: bytes
 ) -> Media:
-    product = await merchant_product(session, merchant_id=merchant.id, product_id=product_id)
-    # Hold the product (a row lock on PostgreSQL, the write lock on SQLite) until commit, so
-    # parallel uploads count one after another and the limit holds.
-    await session.execute(
-        update(Product)
-        .where(Product.id == product.id)
-        .values(id=Product.id)
-        .execution_options(synchronize_session=False)
+    # Held until commit: parallel uploads count one after another and the limit holds.
+    product = await merchant_product(
+        session, merchant_id=merchant.id, product_id=product_id, hold=True
     )
     count = await session.scalar(
         select(func.count()).select_from(Media).where(Media.product_id == product.id)

@@ -111,7 +111,19 @@ async def _check_refs(
         raise DomainError("unknown_brand", "That brand does not exist.", 422)
 
 
-async def merchant_product(session: AsyncSession, *, merchant_id: int, product_id: int) -> Product:
+async def merchant_product(
+    session: AsyncSession, *, merchant_id: int, product_id: int, hold: bool = False
+) -> Product:
+    """One of the merchant's products. `hold`: keep it (a row lock on PostgreSQL, the write
+    lock on SQLite) until commit, so parallel changes to it run one after another instead of
+    each deciding from what it read before the other wrote."""
+    if hold:
+        await session.execute(
+            update(Product)
+            .where(Product.id == product_id, Product.merchant_id == merchant_id)
+            .values(id=Product.id)
+            .execution_options(synchronize_session=False)
+        )
     product = await session.scalar(
         select(Product).where(Product.id == product_id, Product.merchant_id == merchant_id)
     )
@@ -129,7 +141,9 @@ async def update_product(
 ) -> Product:
     """Change some of name, description, category_id, brand_id, tags, and price_minor and
     stock of a product with a single variant (others set prices per variant)."""
-    product = await merchant_product(session, merchant_id=merchant.id, product_id=product_id)
+    product = await merchant_product(
+        session, merchant_id=merchant.id, product_id=product_id, hold=True
+    )
     variants = list(await session.scalars(select(Variant).where(Variant.product_id == product.id)))
     if {"price_minor", "stock"} & changes.keys() and len(variants) != 1:
         raise Conflict(
@@ -177,7 +191,9 @@ async def set_variants(
     """Replace the product's variants, matched by SKU: a SKU kept keeps its variant (and the
     orders that point at it), a new SKU is added, a SKU left out is removed."""
     specs = domain.check_variants(variants)
-    product = await merchant_product(session, merchant_id=merchant.id, product_id=product_id)
+    product = await merchant_product(
+        session, merchant_id=merchant.id, product_id=product_id, hold=True
+    )
     existing = {v.sku.casefold(): v for v in await variants_of(session, product_id=product.id)}
     wanted = {spec.sku.casefold() for spec in specs}
     async with unique_or(session, _DUPLICATE_SKU):
