@@ -42,6 +42,8 @@ def production_env(database_url: str, var: Path) -> dict[str, str]:
         "MOBIMART_PII_KEYS": new_key_spec("b1"),
         "MOBIMART_PII_HASH_KEY": os.urandom(24).hex(),
         "MOBIMART_SMS_INBOUND_SECRET": os.urandom(24).hex(),
+        "MOBIMART_CARRIER_SECRET": os.urandom(24).hex(),
+        "MOBIMART_PAYMENT_GATEWAY": "none",
     }
 
 

@@ -69,3 +69,18 @@ async def add_staff(db: Database, merchant: Merchant, owner: User, person: User)
         await merchants.answer_invitation(s, user=person, invitation_id=invitation.id, accept=True)
         members = await merchants.staff(s, merchant_id=merchant.id)
     return next(m.id for m, u in members if u.id == person.id)
+
+
+async def credit(db: Database, user: User, amount_minor: int, reference: str) -> None:
+    """Money in a wallet, posted as a gateway top-up would post it."""
+    from mobimart.payments import domain, ledger
+
+    async with db.session() as s:
+        await ledger.post(
+            s,
+            kind="top_up",
+            reference=reference,
+            currency="CNY",
+            legs=domain.top_up(amount_minor, user_id=user.id),
+        )
+        await s.commit()

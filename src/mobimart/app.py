@@ -24,11 +24,15 @@ from mobimart.catalog import api as catalog_api
 from mobimart.catalog import brand_api, browse
 from mobimart.catalog import console as catalog_console
 from mobimart.catalog import pages as catalog_pages
+from mobimart.checkout import api as checkout_api
 from mobimart.db import Database
 from mobimart.errors import PROBLEM_CONTENT_TYPE, DomainError, problem
 from mobimart.logs import quiet_url_loggers
 from mobimart.merchants import api as merchants_api
 from mobimart.merchants import pages as merchants_pages
+from mobimart.payments import api as payments_api
+from mobimart.payments import service as payments
+from mobimart.promotions import api as promotions_api
 from mobimart.search import api as search_api
 from mobimart.search import pages as search_pages
 from mobimart.settings import Settings, get_settings
@@ -126,6 +130,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with app.state.db.session() as session:
                 await browse.warm(session)
         yield
+        if hasattr(app.state, "sandbox"):
+            await app.state.sandbox.close()
         await app.state.db.dispose()
 
     app = FastAPI(
@@ -153,6 +159,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (catalog_pages, False),
         (search_pages, False),
         (brand_api, True),
+        (checkout_api, True),
+        (payments_api, True),
+        (promotions_api, True),
         (accounts_api, True),
         (merchants_api, True),
         (audit_api, True),
@@ -170,5 +179,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         StaticFiles(packages=[("mobimart.web", "static")]),
         name="static",
     )
+    if settings.payment_gateway == "sandbox":
+        _mount_sandbox(app)
     openapi.install(app)
     return app
+
+
+def _mount_sandbox(app: FastAPI) -> None:
+    """The test double of a payment provider, at /sandbox-gateway (never in production)."""
+    from mobimart.infra import http
+    from mobimart.infra.payments.sandbox import create_sandbox_app
+
+    _, our_public, provider_private, _ = payments.sandbox_keys()
+    sandbox = create_sandbox_app(
+        our_public_key=our_public,  # type: ignore[arg-type]
+        provider_private_key=provider_private,  # type: ignore[arg-type]
+        notify_client_factory=lambda: http.client(),
+    )
+    app.state.sandbox = sandbox.state.sandbox
+    app.mount("/sandbox-gateway", sandbox)

@@ -12,29 +12,66 @@ from mobimart.catalog.models import (
     Shop,
     Variant,
 )
+from mobimart.checkout.models import Address, Cart, CartLine, Order, OrderDiscount, OrderLine
+from mobimart.infra.idempotency import IdempotencyRecord
 from mobimart.infra.sms.models import SmsMessage
 from mobimart.infra.throttle import RateCounter
+from mobimart.logistics.models import Shipment, TrackingEvent
 from mobimart.merchants.models import KycDocument, Merchant, MerchantMember
+from mobimart.payments.models import (
+    Collection,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    Payment,
+    PaymentCode,
+    Payout,
+    Refund,
+)
+from mobimart.promotions.models import Allowance, FlashSale, Promotion
 from mobimart.search.models import SynonymGroup
+from mobimart.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
+    "Address",
+    "Allowance",
     "AuditEntry",
     "AuthToken",
     "Brand",
     "BrandFollow",
+    "Cart",
+    "CartLine",
     "Category",
+    "Collection",
     "Consent",
+    "FlashSale",
+    "IdempotencyRecord",
     "KycDocument",
+    "LedgerAccount",
+    "LedgerEntry",
+    "LedgerTransaction",
     "Media",
     "Merchant",
     "MerchantMember",
+    "Order",
+    "OrderDiscount",
+    "OrderLine",
     "OtpCode",
+    "Payment",
+    "PaymentCode",
+    "Payout",
     "Product",
     "ProductChange",
+    "Promotion",
     "RateCounter",
+    "Refund",
+    "Shipment",
     "Shop",
     "SmsMessage",
     "SynonymGroup",
+    "TrackingEvent",
     "User",
     "Variant",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

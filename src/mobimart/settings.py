@@ -16,6 +16,7 @@ _DEV_SECRET = "dev-secret-change-me-0123456789abcdef"  # noqa: S105 (refused in 
 _DEV_PII_KEYS = "k1:" + base64.urlsafe_b64encode(b"dev-pii-key-change-me-0123456789"[:32]).decode()
 _DEV_PII_HASH_KEY = "dev-pii-hash-key-change-me"
 _DEV_INBOUND_SECRET = "dev-inbound-secret-change-me"  # noqa: S105 (refused in production)
+_DEV_CARRIER_SECRET = "dev-carrier-secret-change-me"  # noqa: S105 (refused in production)
 
 
 class Settings(BaseSettings):
@@ -67,6 +68,21 @@ class Settings(BaseSettings):
     # Wallet balances above this need real-name verification (used by payments).
     realname_required_above_minor: int = Field(100_000, ge=0)
 
+    # Unpaid orders give their stock back after this: most mobile payments finish in under
+    # two minutes, and a flash sale's units should not sit in abandoned orders for long.
+    order_payment_timeout_s: int = Field(15 * 60, ge=60)
+    # Delivered orders complete (and the merchant is settled) after this many days unless
+    # the buyer confirms sooner.
+    auto_complete_days: int = Field(7, ge=1)
+    # Payment provider: "sandbox" is the built-in test double served under /sandbox-gateway,
+    # refused in production (anyone could confirm a payment there); "none" offers wallet and
+    # in-store payments only. Keys are PEM files in var/keys, made on first use.
+    payment_gateway: Literal["sandbox", "none"] = "sandbox"
+    gateway_app_id: str = "mobimart-dev"
+    gateway_url: str = ""  # default: {base_url}/sandbox-gateway
+    # Carriers sign tracking callbacks with this shared secret (HMAC-SHA256).
+    carrier_secret: SecretStr = SecretStr(_DEV_CARRIER_SECRET)
+
     @property
     def uploads_dir(self) -> Path:
         return self.var_dir / "uploads"
@@ -75,6 +91,10 @@ class Settings(BaseSettings):
     def media_dir(self) -> Path:
         """Public product and brand media, served as they are."""
         return self.var_dir / "media"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.var_dir / "keys"
 
     @property
     def is_production(self) -> bool:
@@ -89,10 +109,17 @@ class Settings(BaseSettings):
                 "MOBIMART_PII_HASH_KEY": self.pii_hash_key.get_secret_value() == _DEV_PII_HASH_KEY,
                 "MOBIMART_SMS_INBOUND_SECRET": self.sms_inbound_secret.get_secret_value()
                 == _DEV_INBOUND_SECRET,
+                "MOBIMART_CARRIER_SECRET": self.carrier_secret.get_secret_value()
+                == _DEV_CARRIER_SECRET,
             }
             unset = [name for name, is_default in defaults.items() if is_default]
             if unset:
                 raise ValueError("production mode refuses default secrets; set " + ", ".join(unset))
+            if self.payment_gateway == "sandbox":
+                raise ValueError(
+                    "production mode refuses the sandbox payment gateway; set "
+                    "MOBIMART_PAYMENT_GATEWAY (none: wallet and in-store payments only)"
+                )
         return self
 
 

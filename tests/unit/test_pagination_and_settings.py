@@ -57,5 +57,20 @@ def test_production_starts_with_real_secrets() -> None:
         pii_keys="k1:" + "A" * 43,
         pii_hash_key="real",
         sms_inbound_secret="a-real-inbound-secret",
+        carrier_secret="a-real-carrier-secret",
+        payment_gateway="none",
     )
     assert settings.is_production
+
+
+def test_production_refuses_the_sandbox_gateway() -> None:
+    with pytest.raises(ValidationError, match="sandbox payment gateway"):
+        Settings(
+            environment="production",
+            _env_file=None,  # type: ignore[call-arg]
+            secret_key="a-real-secret-of-some-length",
+            pii_keys="k1:" + "A" * 43,
+            pii_hash_key="real",
+            sms_inbound_secret="a-real-inbound-secret",
+            carrier_secret="a-real-carrier-secret",
+        )

@@ -20,6 +20,9 @@ class Shop(Base):
     )
     name: Mapped[str] = mapped_column(String(80))
     description: Mapped[str] = mapped_column(Text, default="")
+    # A flat fee per order, and the order subtotal from which delivery is free (none: never).
+    shipping_minor: Mapped[int] = mapped_column(default=0, server_default="0")
+    free_shipping_over_minor: Mapped[int | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

@@ -28,6 +28,8 @@ class Merchant(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     submitted_at: Mapped[dt.datetime | None]
     decided_at: Mapped[dt.datetime | None]
+    # The platform's share of each completed order, in basis points (500 = 5 %).
+    commission_bps: Mapped[int] = mapped_column(default=500, server_default="500")
 
 
 class MerchantMember(Base):

@@ -79,6 +79,7 @@ class PricedLine:
     unit_price: int  # after the catalogue promotion
     subtotal: int  # unit_price x quantity, before order discounts
     discounts: tuple[Discount, ...]
+    catalogue: Discount | None = None  # the price cut behind unit_price, for all the units
 
     @property
     def total(self) -> int:
@@ -171,8 +172,10 @@ def price(
             key=lambda p: (p.priority, saving(p, line.unit_price), -p.id),
             default=None,
         )
-        unit = line.unit_price - (saving(best, line.unit_price) if best else 0)
-        priced.append(PricedLine(line, unit, unit * line.quantity, ()))
+        cut = saving(best, line.unit_price) if best else 0
+        unit = line.unit_price - cut
+        shown = Discount(best.id, best.name, cut * line.quantity) if best and cut else None
+        priced.append(PricedLine(line, unit, unit * line.quantity, (), shown))
 
     applied: list[Discount] = []
     skipped: list[tuple[int, str]] = []
@@ -217,7 +220,7 @@ def price(
             break
     return Priced(
         lines=tuple(
-            PricedLine(p.line, p.unit_price, p.subtotal, tuple(per_line[p.line.key]))
+            PricedLine(p.line, p.unit_price, p.subtotal, tuple(per_line[p.line.key]), p.catalogue)
             for p in priced
         ),
         shipping=shipping,

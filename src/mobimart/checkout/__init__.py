@@ -1,0 +1,1 @@
+"""Cart, addresses, checkout and orders."""

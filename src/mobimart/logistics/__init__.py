@@ -1,0 +1,1 @@
+"""Shipments and tracking."""

@@ -1,0 +1,1 @@
+"""Wallets, the double-entry ledger, payment methods, refunds and merchant settlement."""

@@ -1,0 +1,110 @@
+"""The ledger's rules. Pure: each money movement is a set of legs that add up to zero, built
+here and posted by the service with one conditional UPDATE per account.
+
+Sign: an account's balance is the sum of its entries. What the platform owes (a wallet, a
+merchant's money) is positive; money held at a payment provider is the other side, so the
+gateway clearing account runs negative by what the provider holds for us. Only clearing
+accounts may go below zero; every other balance is refused below zero by its UPDATE.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+class AccountKind(enum.StrEnum):
+    wallet = "wallet"  # a consumer's stored value; owner: user
+    merchant_pending = "merchant_pending"  # paid orders not yet completed; owner: merchant
+    merchant_available = "merchant_available"  # settled, can be paid out; owner: merchant
+    commission = "commission"  # the platform's income; no owner
+    gateway_clearing = "gateway_clearing"  # held at the payment provider; no owner
+
+
+NEGATIVE_ALLOWED = frozenset({AccountKind.gateway_clearing})
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    kind: AccountKind
+    owner_id: int = 0  # 0: the platform's own
+
+
+@dataclass(frozen=True)
+class Leg:
+    account: AccountRef
+    amount: int  # signed minor units
+
+
+def wallet(user_id: int) -> AccountRef:
+    return AccountRef(AccountKind.wallet, user_id)
+
+
+def pending(merchant_id: int) -> AccountRef:
+    return AccountRef(AccountKind.merchant_pending, merchant_id)
+
+
+def available(merchant_id: int) -> AccountRef:
+    return AccountRef(AccountKind.merchant_available, merchant_id)
+
+
+COMMISSION = AccountRef(AccountKind.commission)
+CLEARING = AccountRef(AccountKind.gateway_clearing)
+
+
+def source(method: str, payer_id: int) -> AccountRef:
+    """Where a payer's money comes from and where a refund goes back to."""
+    return wallet(payer_id) if method == "wallet" else CLEARING
+
+
+def move(amount: int, frm: AccountRef, to: AccountRef) -> tuple[Leg, Leg]:
+    if amount <= 0:
+        raise ValueError("a movement is a positive amount")
+    return Leg(frm, -amount), Leg(to, amount)
+
+
+def top_up(amount: int, *, user_id: int) -> tuple[Leg, ...]:
+    return move(amount, CLEARING, wallet(user_id))
+
+
+def pay(parts: Mapping[int, int], *, method: str, payer_id: int) -> tuple[Leg, ...]:
+    """One payment split over the merchants it pays (merchant -> amount), held as pending
+    until each order completes."""
+    frm = source(method, payer_id)
+    legs = [Leg(frm, -sum(parts.values()))]
+    legs += [Leg(pending(m), amount) for m, amount in sorted(parts.items()) if amount]
+    return tuple(legs)
+
+
+def refund(amount: int, *, merchant_id: int, method: str, payer_id: int) -> tuple[Leg, ...]:
+    return move(amount, pending(merchant_id), source(method, payer_id))
+
+
+def commission_of(amount: int, bps: int) -> int:
+    """The platform's share in whole fen, rounded half up (a 5 % commission on ¥0.10 is 1 fen
+    only when it reaches half a fen)."""
+    return (amount * bps + 5_000) // 10_000
+
+
+def settle(amount: int, *, merchant_id: int, commission_bps: int) -> tuple[Leg, ...]:
+    """A completed order's money: the merchant's share becomes available, the platform's
+    commission is taken."""
+    cut = commission_of(amount, commission_bps)
+    legs = [Leg(pending(merchant_id), -amount), Leg(available(merchant_id), amount - cut)]
+    if cut:
+        legs.append(Leg(COMMISSION, cut))
+    return tuple(legs)
+
+
+def payout(amount: int, *, merchant_id: int) -> tuple[Leg, ...]:
+    return move(amount, available(merchant_id), CLEARING)
+
+
+def balanced(legs: Sequence[Leg]) -> bool:
+    return bool(legs) and sum(leg.amount for leg in legs) == 0
+
+
+def refusable(balance_after: int, account: AccountRef) -> bool:
+    """True when a balance may not end where a posting would leave it."""
+    return balance_after < 0 and account.kind not in NEGATIVE_ALLOWED

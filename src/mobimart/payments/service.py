@@ -1,0 +1,492 @@
+"""Paying: wallets, the external gateway, refunds, and merchants' settlement and payouts.
+
+Every movement posts to the ledger in the same transaction as the state change it stands
+for (an order paid, a refund made), and each such change is a conditional UPDATE, so a
+retried or parallel request can never charge, refund or settle twice.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mobimart.accounts import privacy
+from mobimart.accounts.models import User
+from mobimart.checkout import service as checkout
+from mobimart.checkout.domain import REFUNDABLE, Status
+from mobimart.checkout.models import Order
+from mobimart.db import utcnow
+from mobimart.errors import Conflict, DomainError, NotFound
+from mobimart.infra import http
+from mobimart.infra.payments.gateway import Gateway, load_or_create_keypair
+from mobimart.infra.payments.sandbox import SandboxGateway
+from mobimart.merchants.models import Merchant
+from mobimart.payments import domain, ledger
+from mobimart.payments.models import Payment, Payout, Refund
+from mobimart.settings import get_settings
+from mobimart.webhooks import service as webhooks
+
+NOTIFY_PATH = "/api/v1/payments/notify/sandbox"
+MAX_PAYMENT = 10_000_000  # ¥100,000: above it, a bank transfer, not a phone
+
+
+# --- the gateway -----------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=4)
+def _keys(directory: Path) -> tuple[object, object, object, object]:
+    ours = load_or_create_keypair(directory, "mobimart")
+    provider = load_or_create_keypair(directory, "sandbox-provider")
+    return ours[0], ours[1], provider[0], provider[1]
+
+
+def sandbox_keys() -> tuple[object, object, object, object]:
+    """(our private, our public, provider private, provider public)."""
+    return _keys(get_settings().keys_dir)
+
+
+def gateway() -> Gateway:
+    settings = get_settings()
+    if settings.payment_gateway == "none":
+        raise DomainError(
+            "no_gateway", "Card and bank payments are not set up here; pay from your wallet.", 422
+        )
+    ours, _, _, provider_public = sandbox_keys()
+    return SandboxGateway(
+        base_url=settings.gateway_url or settings.base_url + "/sandbox-gateway",
+        app_id=settings.gateway_app_id,
+        private_key=ours,  # type: ignore[arg-type]
+        provider_public_key=provider_public,  # type: ignore[arg-type]
+        client_factory=http.client,
+    )
+
+
+def _trade_no() -> str:
+    return secrets.token_hex(12)
+
+
+# --- paying orders ---------------------------------------------------------------------------
+
+
+async def _payable(session: AsyncSession, *, order_ids: Sequence[int]) -> list[Order]:
+    orders = list(
+        await session.scalars(select(Order).where(Order.id.in_(order_ids)).order_by(Order.id))
+    )
+    if len(orders) != len(set(order_ids)) or not orders:
+        raise NotFound("Order")
+    if any(o.status != Status.pending_payment for o in orders):
+        raise Conflict("not_payable", "Only unpaid orders can be paid; this one has moved on.")
+    if len({o.currency for o in orders}) != 1:
+        raise DomainError("mixed_currencies", "Pay orders in different currencies apart.", 422)
+    return orders
+
+
+async def _mark_paid(session: AsyncSession, *, orders: Sequence[Order], payment: Payment) -> bool:
+    """All the orders paid by this payment, or none (the caller rolls back)."""
+    now = utcnow()
+    for order in orders:
+        moved = await session.execute(
+            update(Order)
+            .where(Order.id == order.id, Order.status == Status.pending_payment.value)
+            .values(status=Status.paid.value, paid_at=now, payment_id=payment.id, share_hash=None)
+            .execution_options(synchronize_session=False)
+        )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            return False
+    for order in orders:
+        await webhooks.emit(
+            session,
+            merchant_id=order.merchant_id,
+            event="order.paid",
+            data={
+                "order": order.number,
+                "total_minor": order.total_minor,
+                "currency": order.currency,
+            },
+        )
+    return True
+
+
+def _parts(orders: Sequence[Order]) -> dict[int, int]:
+    parts: dict[int, int] = defaultdict(int)
+    for order in orders:
+        parts[order.merchant_id] += order.total_minor
+    return dict(parts)
+
+
+async def pay_with_wallet(
+    session: AsyncSession, *, payer: User, orders: Sequence[Order]
+) -> Payment:
+    """Pay orders from the payer's wallet at once: the balance is checked by the ledger's
+    conditional UPDATE, the orders by theirs; all or nothing."""
+    currency = orders[0].currency
+    payment = Payment(
+        trade_no=_trade_no(),
+        purpose="orders",
+        payer_id=payer.id,
+        order_ids=[o.id for o in orders],
+        method="wallet",
+        amount_minor=sum(o.total_minor for o in orders),
+        currency=currency,
+        status="succeeded",
+        succeeded_at=utcnow(),
+    )
+    session.add(payment)
+    await session.flush()
+    if payment.amount_minor > 0:
+        await ledger.post(
+            session,
+            kind="payment",
+            reference=f"payment:{payment.id}",
+            currency=currency,
+            legs=domain.pay(_parts(orders), method="wallet", payer_id=payer.id),
+        )
+    if not await _mark_paid(session, orders=orders, payment=payment):
+        raise Conflict("not_payable", "An order was paid or cancelled meanwhile.")
+    await session.commit()
+    return payment
+
+
+async def start_gateway_payment(
+    session: AsyncSession, *, payer: User, orders: Sequence[Order], return_url: str
+) -> tuple[Payment, str]:
+    """A pending payment and the provider's page to send the payer to."""
+    provider = gateway()
+    payment = Payment(
+        trade_no=_trade_no(),
+        purpose="orders",
+        payer_id=payer.id,
+        order_ids=[o.id for o in orders],
+        method="gateway",
+        gateway=provider.name,
+        amount_minor=sum(o.total_minor for o in orders),
+        currency=orders[0].currency,
+    )
+    session.add(payment)
+    await session.commit()
+    url = provider.checkout_url(
+        trade_no=payment.trade_no,
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        subject=", ".join(o.number for o in orders),
+        notify_url=get_settings().base_url + NOTIFY_PATH,
+        return_url=return_url,
+    )
+    return payment, url
+
+
+async def pay(
+    session: AsyncSession,
+    *,
+    payer: User,
+    order_ids: Sequence[int],
+    method: str,
+    return_url: str = "",
+    shared: bool = False,
+) -> tuple[Payment, str | None]:
+    """Pay orders: the payer's own, or (with `shared`) ones a friend's link opened."""
+    orders = await _payable(session, order_ids=order_ids)
+    if not shared and any(o.user_id != payer.id for o in orders):
+        raise NotFound("Order")
+    if method == "wallet":
+        return await pay_with_wallet(session, payer=payer, orders=orders), None
+    if method == "gateway":
+        return await start_gateway_payment(
+            session, payer=payer, orders=orders, return_url=return_url or get_settings().base_url
+        )
+    raise DomainError("invalid_method", "Pay by wallet or gateway.", 422)
+
+
+async def notified(session: AsyncSession, *, params: Mapping[str, str]) -> Payment:
+    """The provider says a payment went through: verified, then processed once however many
+    times it is sent. Money that arrives for orders no longer payable goes straight back."""
+    note = gateway().parse_notification(params)
+    payment = await session.scalar(select(Payment).where(Payment.trade_no == note.trade_no))
+    if payment is None:
+        raise NotFound("Payment")
+    if note.amount_minor != payment.amount_minor or note.currency != payment.currency:
+        raise DomainError("amount_mismatch", "The notified amount is not the payment's.", 400)
+    moved = await session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id, Payment.status == "pending")
+        .values(status="succeeded", succeeded_at=utcnow(), gateway_trade_no=note.gateway_trade_no)
+        .execution_options(synchronize_session=False)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        await session.rollback()
+        return payment  # seen before: acknowledge again, change nothing
+    if payment.purpose == "top_up":
+        await ledger.post(
+            session,
+            kind="top_up",
+            reference=f"payment:{payment.id}",
+            currency=payment.currency,
+            legs=domain.top_up(payment.amount_minor, user_id=payment.payer_id),
+        )
+        await session.commit()
+        return payment
+    orders = list(
+        await session.scalars(
+            select(Order).where(Order.id.in_(payment.order_ids)).order_by(Order.id)
+        )
+    )
+    try:
+        async with session.begin_nested():
+            if not await _mark_paid(session, orders=orders, payment=payment):
+                raise _NotPayable()
+    except _NotPayable:
+        # Paid another way or cancelled meanwhile: the money goes back to the payer through
+        # the provider and never reaches a merchant's account.
+        back = Refund(
+            refund_no=_trade_no(),
+            payment_id=payment.id,
+            amount_minor=payment.amount_minor,
+            currency=payment.currency,
+            reason="the orders were no longer payable",
+            status="pending",
+        )
+        session.add(back)
+        payment.refunded_minor = payment.amount_minor
+        await session.commit()
+        await send_refund(session, refund_id=back.id)
+        return payment
+    await ledger.post(
+        session,
+        kind="payment",
+        reference=f"payment:{payment.id}",
+        currency=payment.currency,
+        legs=domain.pay(_parts(orders), method="gateway", payer_id=payment.payer_id),
+    )
+    await session.commit()
+    return payment
+
+
+class _NotPayable(Exception):
+    pass
+
+
+# --- wallet ----------------------------------------------------------------------------------
+
+
+async def wallet_balance(
+    session: AsyncSession, *, user_id: int, currency: str | None = None
+) -> int:
+    return await ledger.balance(
+        session, domain.wallet(user_id), currency or get_settings().default_currency
+    )
+
+
+async def start_top_up(
+    session: AsyncSession, *, user: User, amount_minor: int, return_url: str
+) -> tuple[Payment, str]:
+    currency = get_settings().default_currency
+    if not 100 <= amount_minor <= MAX_PAYMENT:
+        raise DomainError("invalid_amount", "Top up between ¥1 and ¥100,000.", 422)
+    balance = await wallet_balance(session, user_id=user.id, currency=currency)
+    if privacy.realname_required(balance + amount_minor) and user.realname_verified_at is None:
+        raise DomainError(
+            "realname_required",
+            "Verify your real name before keeping this much in your wallet.",
+            403,
+        )
+    provider = gateway()
+    payment = Payment(
+        trade_no=_trade_no(),
+        purpose="top_up",
+        payer_id=user.id,
+        method="gateway",
+        gateway=provider.name,
+        amount_minor=amount_minor,
+        currency=currency,
+    )
+    session.add(payment)
+    await session.commit()
+    url = provider.checkout_url(
+        trade_no=payment.trade_no,
+        amount_minor=amount_minor,
+        currency=currency,
+        subject="Mobimart wallet top-up",
+        notify_url=get_settings().base_url + NOTIFY_PATH,
+        return_url=return_url or get_settings().base_url + "/me/wallet",
+    )
+    return payment, url
+
+
+async def own_payment(session: AsyncSession, *, user_id: int, payment_id: int) -> Payment:
+    payment = await session.get(Payment, payment_id)
+    if payment is None or payment.payer_id != user_id:
+        raise NotFound("Payment")
+    return payment
+
+
+# --- refunds ---------------------------------------------------------------------------------
+
+
+async def refund(
+    session: AsyncSession,
+    *,
+    merchant_id: int,
+    order_id: int,
+    amount_minor: int | None,
+    reason: str,
+    actor: User,
+) -> Refund:
+    """Give money back to where it came from: all that is left of the order, or a part.
+    Refunding everything of an order that has not shipped cancels it and returns its stock."""
+    order = await checkout.merchant_order(session, merchant_id=merchant_id, order_id=order_id)
+    if order.status not in REFUNDABLE or order.payment_id is None:
+        raise Conflict("not_refundable", "Only paid orders that are not completed are refunded.")
+    left = order.total_minor - order.refunded_minor
+    amount = left if amount_minor is None else amount_minor
+    if not 0 < amount <= left:
+        raise DomainError(
+            "invalid_amount", f"Refund between 0.01 and what is left ({left / 100:.2f}).", 422
+        )
+    taken = await session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.refunded_minor + amount <= Order.total_minor)
+        .values(refunded_minor=Order.refunded_minor + amount)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("order_changed", "The order was refunded meanwhile; look at it again.")
+    payment = await session.get(Payment, order.payment_id)
+    assert payment is not None
+    await session.execute(
+        update(Payment)
+        .where(Payment.id == payment.id)
+        .values(refunded_minor=Payment.refunded_minor + amount)
+        .execution_options(synchronize_session=False)
+    )
+    row = Refund(
+        refund_no=_trade_no(),
+        payment_id=payment.id,
+        order_id=order.id,
+        merchant_id=merchant_id,
+        amount_minor=amount,
+        currency=order.currency,
+        reason=reason[:200],
+        status="pending",
+        created_by=actor.id,
+    )
+    session.add(row)
+    await session.flush()
+    await ledger.post(
+        session,
+        kind="refund",
+        reference=f"refund:{row.id}",
+        currency=order.currency,
+        legs=domain.refund(
+            amount, merchant_id=merchant_id, method=payment.method, payer_id=payment.payer_id
+        ),
+    )
+    if amount == left and order.status == Status.paid:
+        await checkout.move(
+            session,
+            order=order,
+            target=Status.cancelled,
+            cancelled_at=utcnow(),
+            cancel_reason="refunded by the shop",
+        )
+        lines = (await checkout.lines_of(session, [order.id]))[order.id]
+        await checkout.return_stock(session, [x for x in lines if x.flash_sale_id is None])
+    await webhooks.emit(
+        session,
+        merchant_id=merchant_id,
+        event="payment.refunded",
+        data={"order": order.number, "amount_minor": amount, "currency": order.currency},
+    )
+    if payment.method == "wallet":
+        row.status, row.refunded_at = "refunded", utcnow()
+    await session.commit()
+    if payment.method == "gateway":
+        await send_refund(session, refund_id=row.id)
+    await session.refresh(row)
+    return row
+
+
+async def send_refund(session: AsyncSession, *, refund_id: int) -> None:
+    """Ask the provider to return a gateway refund. Idempotent on the refund number, so the
+    retry job may call it again after a timeout."""
+    row = await session.get(Refund, refund_id)
+    if row is None or row.status != "pending":
+        return
+    payment = await session.get(Payment, row.payment_id)
+    assert payment is not None
+    result = await gateway().refund(
+        trade_no=payment.trade_no,
+        refund_no=row.refund_no,
+        amount_minor=row.amount_minor,
+        currency=row.currency,
+    )
+    if result.status == "refunded":
+        await session.execute(
+            update(Refund)
+            .where(Refund.id == row.id, Refund.status == "pending")
+            .values(status="refunded", refunded_at=utcnow())
+        )
+        await session.commit()
+
+
+async def refunds_of(session: AsyncSession, *, order_id: int) -> list[Refund]:
+    return list(
+        await session.scalars(select(Refund).where(Refund.order_id == order_id).order_by(Refund.id))
+    )
+
+
+# --- settlement ------------------------------------------------------------------------------
+
+
+async def settle(session: AsyncSession, *, order: Order) -> None:
+    """A completed order's money (less refunds) becomes the merchant's, less commission; in
+    the caller's transaction, once per order."""
+    amount = order.total_minor - order.refunded_minor
+    if amount <= 0:
+        return
+    merchant = await session.get(Merchant, order.merchant_id)
+    assert merchant is not None
+    await ledger.post(
+        session,
+        kind="settle",
+        reference=f"order:{order.id}",
+        currency=order.currency,
+        legs=domain.settle(
+            amount, merchant_id=order.merchant_id, commission_bps=merchant.commission_bps
+        ),
+    )
+
+
+async def request_payout(
+    session: AsyncSession, *, merchant_id: int, amount_minor: int, actor: User
+) -> Payout:
+    currency = get_settings().default_currency
+    if amount_minor <= 0:
+        raise DomainError("invalid_amount", "A payout is more than zero.", 422)
+    payout = Payout(
+        merchant_id=merchant_id, amount_minor=amount_minor, currency=currency, requested_by=actor.id
+    )
+    session.add(payout)
+    await session.flush()
+    await ledger.post(
+        session,
+        kind="payout",
+        reference=f"payout:{payout.id}",
+        currency=currency,
+        legs=domain.payout(amount_minor, merchant_id=merchant_id),
+    )
+    await session.commit()
+    return payout
+
+
+async def merchant_balances(session: AsyncSession, *, merchant_id: int) -> dict[str, int]:
+    currency = get_settings().default_currency
+    return {
+        "pending_minor": await ledger.balance(session, domain.pending(merchant_id), currency),
+        "available_minor": await ledger.balance(session, domain.available(merchant_id), currency),
+    }

@@ -1,0 +1,1 @@
+"""Signed order and payment events delivered to merchants' own servers."""

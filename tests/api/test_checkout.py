@@ -1,0 +1,309 @@
+"""Cart, coupons, checkout by shop, wallet payment, idempotency, flash sales and refunds over
+the API, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from mobimart.accounts.models import User
+from mobimart.catalog import service as catalog
+from mobimart.catalog.domain import VariantSpec
+from mobimart.catalog.models import Variant
+from mobimart.checkout import service as checkout
+from mobimart.db import Database, utcnow
+from mobimart.merchants.models import Merchant
+from mobimart.payments import ledger
+from mobimart.payments.models import Payment
+from tests import factories
+
+_refs = itertools.count(1)
+
+
+async def _shops(db: Database, make_user: Any) -> dict[str, Any]:
+    admin = await make_user(admin=True)
+    owners = [await make_user(), await make_user()]
+    merchants: list[Merchant] = [
+        await factories.merchant(db, owner, admin=admin, n=n + 1) for n, owner in enumerate(owners)
+    ]
+    async with db.session() as s:
+        mug = await catalog.create_product(
+            s,
+            merchant=merchants[0],
+            name="Ceramic Mug",
+            variants=[VariantSpec("MUG-R", 2500, 5, {"colour": "red"})],
+            publish=True,
+        )
+        tea = await catalog.create_product(
+            s, merchant=merchants[1], name="Green Tea", price_minor=4000, stock=10, publish=True
+        )
+        shops = {m.id: await catalog.shop_for(s, merchant=m) for m in merchants}
+        for shop in shops.values():
+            shop.shipping_minor = 800
+        await s.commit()
+        variants = {
+            v.product_id: v.id
+            for v in await s.scalars(
+                select(Variant).where(Variant.product_id.in_([mug.id, tea.id]))
+            )
+        }
+    return {
+        "merchants": merchants,
+        "owners": owners,
+        "admin": admin,
+        "mug": variants[mug.id],
+        "tea": variants[tea.id],
+    }
+
+
+async def _buyer(
+    client: httpx.AsyncClient, make_user: Any, auth_headers: Any
+) -> tuple[User, dict[str, str], int]:
+    user = await make_user()
+    headers = await auth_headers(user)
+    address = await client.post(
+        "/api/v1/me/addresses",
+        json={
+            "recipient": "韩梅梅",
+            "phone": "+8613912345678",
+            "region": "上海市 徐汇区",
+            "detail": "漕溪北路 1 号",
+        },
+        headers=headers,
+    )
+    assert address.status_code == 201, address.text
+    return user, headers, address.json()["id"]
+
+
+async def test_cart_prices_with_explanations_and_checks_out_one_order_per_shop(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    world = await _shops(db, make_user)
+    _, headers, address = await _buyer(client, make_user, auth_headers)
+    owner_headers = await auth_headers(world["owners"][0])
+    coupon = await client.post(
+        f"/api/v1/merchants/{world['merchants'][0].id}/promotions",
+        json={
+            "name": "Spend 40 save 5",
+            "kind": "spend_save",
+            "scope": "order",
+            "value": 500,
+            "threshold_minor": 4000,
+            "code": "mug5",
+            "total_uses": 1,
+        },
+        headers=owner_headers,
+    )
+    assert coupon.status_code == 201, coupon.text
+    assert coupon.json()["code"] == "MUG5"
+    await client.put(f"/api/v1/cart/items/{world['mug']}", json={"quantity": 2}, headers=headers)
+    cart = await client.put(
+        f"/api/v1/cart/items/{world['tea']}", json={"quantity": 1}, headers=headers
+    )
+    assert cart.json()["total_minor"] == 2 * 2500 + 4000 + 2 * 800
+
+    priced = (await client.get("/api/v1/cart?code=mug5&code=nope", headers=headers)).json()
+    mug_line = next(x for x in priced["lines"] if x["variant_id"] == world["mug"])
+    assert mug_line["discounts"] == [
+        {"promotion_id": coupon.json()["id"], "name": "Spend 40 save 5", "amount_minor": 500}
+    ]
+    assert priced["unknown_codes"] == ["NOPE"]
+    assert priced["total_minor"] == 5000 - 500 + 4000 + 1600
+
+    placed = await client.post(
+        "/api/v1/orders", json={"address_id": address, "codes": ["MUG5"]}, headers=headers
+    )
+    assert placed.status_code == 201, placed.text
+    orders = placed.json()["orders"]
+    assert [o["total_minor"] for o in orders] == [5000 - 500 + 800, 4000 + 800]
+    assert {o["status"] for o in orders} == {"pending_payment"}
+    assert orders[0]["lines"][0]["discount_minor"] == 500
+    async with db.session() as s:
+        assert (await s.get(Variant, world["mug"])).stock == 3  # type: ignore[union-attr]
+    assert (await client.get("/api/v1/cart", headers=headers)).json()["lines"] == []
+
+    # The coupon's one use is taken; a second buyer is told so.
+    _, other, other_address = await _buyer(client, make_user, auth_headers)
+    await client.put(f"/api/v1/cart/items/{world['mug']}", json={"quantity": 2}, headers=other)
+    again = await client.post(
+        "/api/v1/orders", json={"address_id": other_address, "codes": ["MUG5"]}, headers=other
+    )
+    assert again.status_code == 422, again.text
+    assert again.json()["code"] == "coupon_not_applied"
+    assert "used up" in again.json()["detail"]
+
+    # Cancelling gives the stock and the coupon's use back.
+    cancelled = await client.post(f"/api/v1/orders/{orders[0]['id']}/cancel", headers=headers)
+    assert cancelled.json()["status"] == "cancelled"
+    async with db.session() as s:
+        assert (await s.get(Variant, world["mug"])).stock == 5  # type: ignore[union-attr]
+    retry = await client.post(
+        "/api/v1/orders", json={"address_id": other_address, "codes": ["MUG5"]}, headers=other
+    )
+    assert retry.status_code == 201, retry.text
+
+
+async def test_wallet_payment_is_charged_once_under_concurrent_retries(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    world = await _shops(db, make_user)
+    user, headers, address = await _buyer(client, make_user, auth_headers)
+    await factories.credit(db, user, 20_000, f"test:{next(_refs)}")
+    await client.put(f"/api/v1/cart/items/{world['tea']}", json={"quantity": 2}, headers=headers)
+    placed = await client.post("/api/v1/orders", json={"address_id": address}, headers=headers)
+    order_id = placed.json()["orders"][0]["id"]
+    total = placed.json()["total_minor"]
+
+    body = {"order_ids": [order_id], "method": "wallet"}
+    key = {"Idempotency-Key": "pay-once-123", **headers}
+    answers = await asyncio.gather(
+        *(client.post("/api/v1/payments", json=body, headers=key) for _ in range(6))
+    )
+    assert {a.status_code for a in answers} == {201}, [a.text for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert sum(a.headers.get("Idempotent-Replayed") == "true" for a in answers) == 5
+    async with db.session() as s:
+        assert await s.scalar(select(func.count(Payment.id))) == 1
+    wallet = (await client.get("/api/v1/me/wallet", headers=headers)).json()
+    assert wallet["balance_minor"] == 20_000 - total
+    assert [e["kind"] for e in wallet["entries"]] == ["payment", "top_up"]
+    order = (await client.get(f"/api/v1/orders/{order_id}", headers=headers)).json()
+    assert order["status"] == "paid"
+
+    reused = await client.post("/api/v1/payments", json={**body, "method": "gateway"}, headers=key)
+    assert reused.status_code == 422
+    assert reused.json()["code"] == "idempotency_key_reused"
+    # Without a key, paying again is refused by the order's own state.
+    again = await client.post("/api/v1/payments", json=body, headers=headers)
+    assert again.status_code == 409
+    assert again.json()["code"] == "not_payable"
+    async with db.session() as s:
+        assert (await ledger.check(s)).ok
+
+
+async def test_wallet_cannot_go_below_zero_even_in_parallel(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    world = await _shops(db, make_user)
+    user, headers, address = await _buyer(client, make_user, auth_headers)
+    order_ids = []
+    for _ in range(3):
+        await client.put(
+            f"/api/v1/cart/items/{world['tea']}", json={"quantity": 1}, headers=headers
+        )
+        placed = await client.post("/api/v1/orders", json={"address_id": address}, headers=headers)
+        order_ids.append(placed.json()["orders"][0]["id"])
+    await factories.credit(db, user, 4800 * 2, f"test:{next(_refs)}")  # enough for two
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                "/api/v1/payments", json={"order_ids": [i], "method": "wallet"}, headers=headers
+            )
+            for i in order_ids
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [201, 201, 409]
+    refused = next(a for a in answers if a.status_code == 409)
+    assert refused.json()["code"] == "insufficient_funds"
+    wallet = (await client.get("/api/v1/me/wallet", headers=headers)).json()
+    assert wallet["balance_minor"] == 0
+    async with db.session() as s:
+        assert (await ledger.check(s)).ok
+
+
+async def test_refunds_go_back_to_the_wallet_in_parts_and_in_full(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    world = await _shops(db, make_user)
+    user, headers, address = await _buyer(client, make_user, auth_headers)
+    await factories.credit(db, user, 10_000, f"test:{next(_refs)}")
+    await client.put(f"/api/v1/cart/items/{world['mug']}", json={"quantity": 2}, headers=headers)
+    placed = (
+        await client.post("/api/v1/orders", json={"address_id": address}, headers=headers)
+    ).json()
+    order = placed["orders"][0]
+    paid = await client.post(
+        "/api/v1/payments", json={"order_ids": [order["id"]], "method": "wallet"}, headers=headers
+    )
+    assert paid.status_code == 201
+    merchant = world["merchants"][0].id
+    owner = await auth_headers(world["owners"][0])
+    url = f"/api/v1/merchants/{merchant}/orders/{order['id']}/refunds"
+    part = await client.post(url, json={"amount_minor": 1000, "reason": "chipped"}, headers=owner)
+    assert part.status_code == 201, part.text
+    assert part.json()["status"] == "refunded"
+    too_much = await client.post(url, json={"amount_minor": order["total_minor"]}, headers=owner)
+    assert too_much.status_code == 422
+    stranger = await auth_headers(world["owners"][1])
+    assert (await client.post(url, json={}, headers=stranger)).status_code == 404
+    rest = await client.post(url, json={}, headers=owner)
+    assert rest.json()["amount_minor"] == order["total_minor"] - 1000
+    back = (await client.get(f"/api/v1/orders/{order['id']}", headers=headers)).json()
+    assert back["status"] == "cancelled"
+    assert back["refunded_minor"] == order["total_minor"]
+    wallet = (await client.get("/api/v1/me/wallet", headers=headers)).json()
+    assert wallet["balance_minor"] == 10_000
+    balance = (await client.get(f"/api/v1/merchants/{merchant}/balance", headers=owner)).json()
+    assert balance["pending_minor"] == 0
+    async with db.session() as s:
+        assert (await s.get(Variant, world["mug"])).stock == 5  # type: ignore[union-attr]
+        assert (await ledger.check(s)).ok
+
+
+async def test_flash_sale_never_oversells_and_holds_the_limit_per_person(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    world = await _shops(db, make_user)
+    owner = await auth_headers(world["owners"][1])
+    now = utcnow()
+    sale = await client.post(
+        f"/api/v1/merchants/{world['merchants'][1].id}/flash-sales",
+        json={
+            "variant_id": world["tea"],
+            "price_minor": 990,
+            "quantity": 4,
+            "per_person": 1,
+            "starts_at": (now - dt.timedelta(seconds=5)).isoformat(),
+            "ends_at": (now + dt.timedelta(hours=1)).isoformat(),
+        },
+        headers=owner,
+    )
+    assert sale.status_code == 201, sale.text
+    sale_id = sale.json()["id"]
+    async with db.session() as s:
+        assert (await s.get(Variant, world["tea"])).stock == 6  # type: ignore[union-attr]
+    buyers = [await _buyer(client, make_user, auth_headers) for _ in range(12)]
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                f"/api/v1/flash-sales/{sale_id}/orders",
+                json={"address_id": address},
+                headers=headers,
+            )
+            for _, headers, address in buyers
+        )
+    )
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [201] * 4 + [409] * 8, [a.text for a in answers]
+    assert {a.json()["code"] for a in answers if a.status_code == 409} == {"sold_out"}
+    won = next(i for i, a in enumerate(answers) if a.status_code == 201)
+    order = answers[won].json()
+    assert order["lines"][0]["unit_price_minor"] == 990
+    assert order["total_minor"] == 990 + 800
+    _, headers, address = buyers[won]
+    twice = await client.post(
+        f"/api/v1/flash-sales/{sale_id}/orders", json={"address_id": address}, headers=headers
+    )
+    assert twice.status_code == 409
+    assert (await client.get(f"/api/v1/flash-sales/{sale_id}")).json()["sold"] == 4
+
+    # An unpaid flash order past its time gives its unit back to the sale.
+    async with db.session() as s:
+        released = await checkout.release_expired(s, now=utcnow() + dt.timedelta(hours=1))
+    assert released == 4
+    assert (await client.get(f"/api/v1/flash-sales/{sale_id}")).json()["sold"] == 0
