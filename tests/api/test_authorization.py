@@ -7,6 +7,7 @@ allowed means anything else, including a 4xx for a rule unrelated to who is aski
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -199,6 +200,72 @@ ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
         lambda w: {"json": {"decision": "approve"}},
     ),
     ("GET", "/api/v1/admin/audit"): ({ADMIN}, none),
+    ("GET", "/api/v1/cart"): (SIGNED_IN, none),
+    ("PUT", "/api/v1/cart/items/{variant_id}"): (SIGNED_IN, lambda w: {"json": {"quantity": 1}}),
+    ("DELETE", "/api/v1/cart/items/{variant_id}"): (SIGNED_IN, none),
+    ("GET", "/api/v1/me/addresses"): (SIGNED_IN, none),
+    ("POST", "/api/v1/me/addresses"): (
+        SIGNED_IN,
+        lambda w: {
+            "json": {"recipient": "Li", "phone": "+8613912345678", "region": "SH", "detail": "1"}
+        },
+    ),
+    ("DELETE", "/api/v1/me/addresses/{address_id}"): ({CA}, none),
+    # An empty cart is refused for its own reason (422), whoever asks.
+    ("POST", "/api/v1/orders"): (
+        SIGNED_IN,
+        lambda w: {"json": {"address_id": w.ids["address_id"]}},
+    ),
+    ("GET", "/api/v1/orders"): (SIGNED_IN, none),
+    ("GET", "/api/v1/orders/{order_id}"): ({CA}, none),
+    ("POST", "/api/v1/orders/{order_id}/cancel"): ({CA}, none),
+    ("POST", "/api/v1/payments"): (
+        {CA},
+        lambda w: {"json": {"order_ids": [w.ids["order_id"]], "method": "wallet"}},
+    ),
+    ("GET", "/api/v1/payments/{payment_id}"): ({CA}, none),
+    # The gateway's signature is the credential, whoever sends it.
+    ("POST", "/api/v1/payments/notify/sandbox"): (EVERYONE, lambda w: {"data": {"trade_no": "x"}}),
+    ("GET", "/api/v1/me/wallet"): (SIGNED_IN, none),
+    ("POST", "/api/v1/me/wallet/top-ups"): (SIGNED_IN, lambda w: {"json": {"amount_minor": 1000}}),
+    ("POST", "/api/v1/merchants/{merchant_id}/orders/{order_id}/refunds"): (
+        MERCHANT_A,
+        lambda w: {"json": {"amount_minor": 1}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/balance"): (MERCHANT_A, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/payouts"): (
+        {MA_OWNER},
+        lambda w: {"json": {"amount_minor": 1}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/promotions"): (MERCHANT_A, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/promotions"): (
+        MERCHANT_A,
+        lambda w: {"json": {"name": "Ten off", "kind": "fixed", "scope": "order", "value": 10}},
+    ),
+    ("POST", "/api/v1/merchants/{merchant_id}/promotions/{promotion_id}/end"): (MERCHANT_A, none),
+    ("GET", "/api/v1/admin/promotions"): ({ADMIN}, none),
+    ("POST", "/api/v1/admin/promotions"): (
+        {ADMIN},
+        lambda w: {"json": {"name": "Site", "kind": "free_shipping", "scope": "order"}},
+    ),
+    ("POST", "/api/v1/admin/promotions/{promotion_id}/end"): ({ADMIN}, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/flash-sales"): (
+        MERCHANT_A,
+        lambda w: {
+            "json": {
+                "variant_id": w.ids["variant_id"],
+                "price_minor": 500,
+                "quantity": 1,
+                "starts_at": "2030-01-01T00:00:00Z",
+                "ends_at": "2030-01-02T00:00:00Z",
+            }
+        },
+    ),
+    ("GET", "/api/v1/flash-sales/{sale_id}"): (EVERYONE, none),
+    ("POST", "/api/v1/flash-sales/{sale_id}/orders"): (
+        {CA},
+        lambda w: {"json": {"address_id": w.ids["address_id"]}},
+    ),
 }
 
 
@@ -242,6 +309,7 @@ async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
         _, token_a = await accounts.issue_token(
             s, user=consumer_a, kind="api", label="other device"
         )
+        shopping = await _shopping(s, a, product.id, consumer_a)
     headers = {ANON: {}} | {role: await auth_headers(user) for role, user in users.items()}
     phones = [u.phone for u in [*users.values(), owner_b]] + ["+8613700000001"]
     return World(
@@ -257,9 +325,49 @@ async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
             "brand_id": brand.id,
             "media_id": picture.id,
             "group_id": group.id,
+            **shopping,
         },
         phones=phones,
     )
+
+
+async def _shopping(s: Any, a: Any, product_id: int, buyer: User) -> dict[str, int]:
+    """A paid order of consumer A at merchant A, a live flash sale and a promotion of A's."""
+    from mobimart.checkout import service as checkout
+    from mobimart.payments import service as payments
+    from mobimart.promotions import flashsale
+    from mobimart.promotions import service as promotions
+    from mobimart.promotions.domain import Kind, Scope
+
+    variant = (await catalog.variants_of(s, product_id=product_id))[0]
+    address = await checkout.add_address(
+        s,
+        user=buyer,
+        spec=checkout.AddressSpec("Han", "+8613912345678", "Shanghai", "1 Road"),
+    )
+    cart = await checkout.cart_of(s, user_id=buyer.id)
+    await checkout.put(s, cart=cart, variant_id=variant.id, quantity=1)
+    (order,) = await checkout.place(s, user=buyer, address_id=address.id)
+    payment, _ = await payments.pay(s, payer=buyer, order_ids=[order.id], method="gateway")
+    now = dt.datetime.now(dt.UTC)
+    sale = await flashsale.create(
+        s,
+        merchant_id=a.id,
+        spec=flashsale.SaleSpec(
+            variant.id, 500, 2, 1, now - dt.timedelta(minutes=1), now + dt.timedelta(hours=1)
+        ),
+    )
+    promotion = await promotions.create(
+        s, merchant_id=a.id, spec=promotions.Spec("Five off", Kind.fixed, Scope.order, value=500)
+    )
+    return {
+        "variant_id": variant.id,
+        "address_id": address.id,
+        "order_id": order.id,
+        "payment_id": payment.id,
+        "sale_id": sale.id,
+        "promotion_id": promotion.id,
+    }
 
 
 def fill(path: str, world: World) -> str:

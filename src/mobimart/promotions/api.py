@@ -90,7 +90,10 @@ async def list_platform_promotions(
 async def end_platform_promotion(
     promotion_id: IdPath, admin: Admin, session: Session
 ) -> PromotionOut:
-    return _out(await promotions.end(session, promotion_id=promotion_id, merchant_id=None))
+    """End any promotion, the platform's or a merchant's."""
+    return _out(
+        await promotions.end(session, promotion_id=promotion_id, merchant_id=None, admin=True)
+    )
 
 
 # --- flash sales -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mobimart.db import unique_or, utcnow
+from mobimart.db import unique_or
 from mobimart.errors import Conflict, DomainError, NotFound
 from mobimart.promotions import allowance, domain
 from mobimart.promotions.domain import Kind, Scope
@@ -248,8 +248,13 @@ async def owned(session: AsyncSession, *, promotion_id: int, merchant_id: int | 
     return row
 
 
-async def end(session: AsyncSession, *, promotion_id: int, merchant_id: int | None) -> Promotion:
-    row = await owned(session, promotion_id=promotion_id, merchant_id=merchant_id)
+async def end(
+    session: AsyncSession, *, promotion_id: int, merchant_id: int | None, admin: bool = False
+) -> Promotion:
+    """Stop a promotion; admins may stop anyone's (a mistaken 100 % off, a scam)."""
+    row = await session.get(Promotion, promotion_id) if admin else None
+    if row is None:
+        row = await owned(session, promotion_id=promotion_id, merchant_id=merchant_id)
     row.active = False
     await session.commit()
     return row
@@ -266,7 +271,3 @@ async def listed(
     if after is not None:
         query = query.where(Promotion.id < after)
     return list(await session.scalars(query.order_by(Promotion.id.desc()).limit(limit)))
-
-
-def now() -> dt.datetime:
-    return utcnow()
