@@ -4,7 +4,8 @@ different request is refused with 422.
 
 The key's row is inserted before the work, in the work's transaction, so a parallel retry
 waits on the unique index until the first commits and then replays its result instead of
-doing the work again. Errors are stored too: a retry of a refused payment is refused alike.
+doing the work again. Refusals are not stored: a refused request moved nothing, so its
+retry is simply decided again.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mobimart.db import Base, utcnow
-from mobimart.errors import PROBLEM_CONTENT_TYPE, DomainError, problem
+from mobimart.errors import PROBLEM_CONTENT_TYPE, DomainError
 
 # Retries come within minutes; a day covers a phone that was offline overnight.
 KEEP = dt.timedelta(days=1)
@@ -70,13 +71,6 @@ def _response(status: int, body: Any, *, replayed: bool) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers, media_type=media)
 
 
-def _problem(exc: DomainError) -> dict[str, Any]:
-    from http import HTTPStatus
-
-    title = HTTPStatus(exc.status).phrase
-    return problem(exc.status, exc.code, title, exc.detail, **exc.extra)
-
-
 async def run(
     session: AsyncSession,
     *,
@@ -96,29 +90,7 @@ async def run(
         IdempotencyRecord.scope == scope,
         IdempotencyRecord.key == key,
     )
-    try:
-        session.add(
-            IdempotencyRecord(
-                user_id=user_id,
-                scope=scope,
-                key=key,
-                request_hash=digest,
-                status_code=_IN_PROGRESS,
-                body=None,
-            )
-        )
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        return await _replay(session, where, digest)
-    try:
-        result = jsonable_encoder(await work())
-        code = status
-    except DomainError as exc:
-        if exc.status >= 500:
-            raise
-        await session.rollback()  # the work and its placeholder row go
-        result, code = _problem(exc), exc.status
+    for _ in range(3):
         try:
             session.add(
                 IdempotencyRecord(
@@ -126,23 +98,33 @@ async def run(
                     scope=scope,
                     key=key,
                     request_hash=digest,
-                    status_code=code,
-                    body=result,
+                    status_code=_IN_PROGRESS,
+                    body=None,
                 )
             )
-            await session.commit()
-        except IntegrityError:  # a parallel retry got in first; answer as it was answered
+            await session.flush()
+            break
+        except IntegrityError:
             await session.rollback()
-            return await _replay(session, where, digest)
-        return _response(code, result, replayed=False)
+            replayed = await _replay(session, where, digest)
+            if replayed is not None:
+                return replayed
+            # The first request was refused and left nothing: decide this one afresh.
+    else:
+        raise DomainError("idempotency_conflict", "Retry the request.", 409)
+    try:
+        result = jsonable_encoder(await work())
+    except BaseException:
+        await session.rollback()  # the placeholder goes with the work
+        raise
     await session.execute(
-        update(IdempotencyRecord).where(*where).values(status_code=code, body=result)
+        update(IdempotencyRecord).where(*where).values(status_code=status, body=result)
     )
     await session.commit()
-    return _response(code, result, replayed=False)
+    return _response(status, result, replayed=False)
 
 
-async def _replay(session: AsyncSession, where: Any, digest: str) -> JSONResponse:
+async def _replay(session: AsyncSession, where: Any, digest: str) -> JSONResponse | None:
     deadline = asyncio.get_running_loop().time() + _WAIT_S
     while True:
         record = (
@@ -156,7 +138,7 @@ async def _replay(session: AsyncSession, where: Any, digest: str) -> JSONRespons
         ).one_or_none()
         await session.rollback()  # a fresh snapshot on the next read
         if record is None:
-            raise DomainError("idempotency_conflict", "Retry the request.", 409)
+            return None
         if record.request_hash != digest:
             raise DomainError(
                 "idempotency_key_reused",

@@ -135,6 +135,8 @@ async def buy_flash_sale(
 ) -> object:
     """Buy at the flash price: an order held for payment like any other. 409 `sold_out`,
     `limit_reached`, `not_started` or `ended` say why not."""
+    await flashsale.check_open(session, sale_id=sale_id)  # before the key's write
+    await session.commit()  # end the read (keeping loaded objects): the write starts afresh
 
     async def work() -> OrderOut:
         order = await flashsale.buy(

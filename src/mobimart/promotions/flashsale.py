@@ -118,7 +118,10 @@ class RedisCounter:
         self.url = url
 
     def _keys(self, sale: FlashSale) -> list[str]:
-        return [f"mm:flash:{sale.id}:sold", f"mm:flash:{sale.id}:buyers"]
+        # The creation time makes a key unique to one sale even when several databases (tests,
+        # a restored backup) share one Redis and reuse ids.
+        base = f"mm:flash:{sale.id}:{int(sale.created_at.timestamp() * 1e6)}"
+        return [f"{base}:sold", f"{base}:buyers"]
 
     async def take(self, session: AsyncSession, sale: FlashSale, user_id: int, n: int) -> None:
         redis = redis_clients.client(self.url)
@@ -150,6 +153,9 @@ class RedisCounter:
             pipe.set(sold_key, sum(per_user.values()), nx=True)
             if per_user:
                 pipe.hset(buyers_key, mapping=per_user)  # type: ignore[arg-type]
+            gone = sale.ends_at + dt.timedelta(days=1)  # the sale closes from the orders
+            pipe.expireat(sold_key, gone)
+            pipe.expireat(buyers_key, gone)
             await pipe.execute()
 
     async def give_back(self, session: AsyncSession, sale: FlashSale, user_id: int, n: int) -> None:
@@ -230,6 +236,22 @@ async def get(session: AsyncSession, *, sale_id: int) -> FlashSale:
     return sale
 
 
+async def check_open(
+    session: AsyncSession, *, sale_id: int, count: Counter | None = None
+) -> FlashSale:
+    """The sale if it is on and has units left, decided from reads alone: the crowd that
+    comes after the last unit is turned away without taking a write lock anywhere."""
+    sale = await get(session, sale_id=sale_id)
+    now = utcnow()
+    if now < sale.starts_at:
+        raise Conflict("not_started", "The sale has not started yet.")
+    if now >= sale.ends_at or sale.closed_at is not None:
+        raise Conflict("ended", "The sale has ended.")
+    if await (count or counter()).sold(session, sale) >= sale.quantity:
+        raise SoldOut()
+    return sale
+
+
 async def buy(
     session: AsyncSession,
     *,
@@ -242,15 +264,9 @@ async def buy(
     """An order for `quantity` units at the flash price, held for payment like any order."""
     count = count or counter()
     now = utcnow()
-    sale = await get(session, sale_id=sale_id)
-    if now < sale.starts_at:
-        raise Conflict("not_started", "The sale has not started yet.")
-    if now >= sale.ends_at or sale.closed_at is not None:
-        raise Conflict("ended", "The sale has ended.")
+    sale = await check_open(session, sale_id=sale_id, count=count)
     if not 1 <= quantity <= sale.per_person:
         raise OverLimit(sale.per_person)
-    if isinstance(count, DatabaseCounter) and sale.sold >= sale.quantity:
-        raise SoldOut()  # from the read: no write lock for the many who come too late
     address = await checkout.own_address(session, user_id=user.id, address_id=address_id)
     quote = await checkout.quote(
         session,
