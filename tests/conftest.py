@@ -156,9 +156,16 @@ def empty_pg(url: str) -> None:
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
+    """The test's database. Whatever money the test moved, the ledger must balance after it
+    (what `mobimart ledger check` checks)."""
+    from mobimart.payments import ledger
+
     database = Database(database_url, null_pool=True)
     yield database
+    async with database.session() as session:
+        report = await ledger.check(session)
     await database.dispose()
+    assert report.ok, report.problems
 
 
 @pytest.fixture(autouse=True)

@@ -97,6 +97,7 @@ def serve(
 def worker(workers: int = typer.Option(2, min=1, help="Worker threads")) -> None:
     """Run background jobs (Huey)."""
     from mobimart.accounts import tasks  # noqa: F401  (registers the jobs)
+    from mobimart.checkout import tasks as checkout_tasks  # noqa: F401
     from mobimart.infra.jobs import huey
 
     _setup_logging()
@@ -181,6 +182,38 @@ def catalog_import(
     except DomainError as exc:
         console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(2) from None
+
+
+ledger_app = typer.Typer(help="The money ledger.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.command("check")
+def ledger_check() -> None:
+    """Check the ledger: all entries add up to zero, per currency and per transaction; every
+    balance is the sum of its entries; no wallet or merchant account is below zero."""
+    from mobimart.db import Database
+    from mobimart.payments import ledger
+
+    async def run() -> ledger.Report:
+        database = Database(get_settings().database_url)
+        try:
+            async with database.session() as session:
+                return await ledger.check(session)
+        finally:
+            await database.dispose()
+
+    report = asyncio.run(run())
+    totals = ", ".join(f"{c} {t}" for c, t in sorted(report.total_by_currency.items())) or "none"
+    console.print(
+        f"{report.transactions} transactions, {report.entries} entries, {report.accounts} "
+        f"accounts; sum of entries: {totals}"
+    )
+    for problem in report.problems:
+        console.print(f"[red]✗[/red] {problem}")
+    if not report.ok:
+        raise typer.Exit(1)
+    console.print("[green]✓[/green] the ledger balances")
 
 
 @app.command("rotate-keys")

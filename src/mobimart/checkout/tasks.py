@@ -1,0 +1,29 @@
+"""Order housekeeping every minute: unpaid orders give their stock back, ended flash sales
+return their unsold units, and merchants' webhooks go out (first tries and retries)."""
+
+from __future__ import annotations
+
+from huey import crontab
+
+from mobimart.checkout import service as checkout
+from mobimart.db import Database
+from mobimart.infra.jobs import huey, run_with_db
+from mobimart.promotions import flashsale
+from mobimart.webhooks import service as webhooks
+
+
+async def housekeeping(database: Database) -> dict[str, int]:
+    async with database.session() as session:
+        released = await checkout.release_expired(session)
+    async with database.session() as session:
+        closed = await flashsale.close_ended(session)
+    sent = 0
+    async with database.session() as session:
+        for delivery_id in await webhooks.due(session):
+            sent += await webhooks.send(session, delivery_id=delivery_id)
+    return {"released": released, "closed": closed, "webhooks_delivered": sent}
+
+
+@huey.periodic_task(crontab(minute="*"))  # type: ignore[untyped-decorator]
+def housekeeping_task() -> dict[str, int]:
+    return run_with_db(housekeeping)
