@@ -3,8 +3,8 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests and benchmarks drive for real: the browser, the SMS gateway with its
-# fake SMSC, and the HTTP load generator.
-APT_PACKAGES := chromium kannel kannel-extras wrk espeak-ng sox
+# fake SMSC, the HTTP load generator, and zbar to read the QR codes the tests make.
+APT_PACKAGES := chromium kannel kannel-extras wrk espeak-ng sox zbar-tools libzbar0
 HOST ?= 127.0.0.1
 PORT ?= 8000
 ARGS ?=

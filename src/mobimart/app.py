@@ -25,12 +25,17 @@ from mobimart.catalog import brand_api, browse
 from mobimart.catalog import console as catalog_console
 from mobimart.catalog import pages as catalog_pages
 from mobimart.checkout import api as checkout_api
+from mobimart.checkout import console as checkout_console
+from mobimart.checkout import pages as checkout_pages
 from mobimart.db import Database
 from mobimart.errors import PROBLEM_CONTENT_TYPE, DomainError, problem
+from mobimart.logistics import api as logistics_api
 from mobimart.logs import quiet_url_loggers
 from mobimart.merchants import api as merchants_api
 from mobimart.merchants import pages as merchants_pages
 from mobimart.payments import api as payments_api
+from mobimart.payments import instore_api
+from mobimart.payments import pages as payments_pages
 from mobimart.payments import service as payments
 from mobimart.promotions import api as promotions_api
 from mobimart.search import api as search_api
@@ -40,6 +45,7 @@ from mobimart.web import i18n, openapi
 from mobimart.web.deps import SignInRequired
 from mobimart.web.middleware import LocaleAndSecurityHeaders
 from mobimart.web.templating import render
+from mobimart.webhooks import api as webhooks_api
 
 log = logging.getLogger("mobimart")
 
@@ -161,13 +167,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (brand_api, True),
         (checkout_api, True),
         (payments_api, True),
+        (instore_api, True),
+        (logistics_api, True),
+        (webhooks_api, True),
         (promotions_api, True),
         (accounts_api, True),
         (merchants_api, True),
         (audit_api, True),
         (accounts_pages, False),
+        (checkout_pages, False),
+        (checkout_console, False),
         (catalog_console, False),
         (merchants_pages, False),
+        (payments_pages, False),
     ]
     for module, is_api in routers:
         if is_api:

@@ -41,6 +41,9 @@ SIGNED_IN = set(ROLES) - {ANON}
 EVERYONE = set(ROLES)
 MERCHANT_A = {MA_OWNER, MA_STAFF}
 DENIED = {401, 403, 404}
+# The world's open shop QR and pay-for-me link: the token in the URL is their credential.
+COLLECTION_TOKEN = "collection-token-0001"
+SHARE_TOKEN = "share-token-00000001"
 
 
 @dataclass
@@ -266,6 +269,68 @@ ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
         {CA},
         lambda w: {"json": {"address_id": w.ids["address_id"]}},
     ),
+    ("POST", "/api/v1/merchants/{merchant_id}/collections"): (
+        MERCHANT_A,
+        lambda w: {"json": {"amount_minor": 100, "note": "table 4"}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/collections/{collection_id}"): (MERCHANT_A, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/collections/{collection_id}/qr.png"): (
+        MERCHANT_A,
+        none,
+    ),
+    ("GET", "/api/v1/collections/{collection_token}"): (EVERYONE, none),
+    # Anyone signed in may pay a shop's QR or a friend's order; the world's wallets are empty,
+    # so every allowed caller is refused for that (409), after the sign-in check.
+    ("POST", "/api/v1/collections/{collection_token}/pay"): (
+        SIGNED_IN,
+        lambda w: {"json": {"amount_minor": 100}},
+    ),
+    ("POST", "/api/v1/me/payment-codes"): (SIGNED_IN, none),
+    # No customer shows this code: the shop is told so (422), others never get that far.
+    ("POST", "/api/v1/merchants/{merchant_id}/payment-codes/charge"): (
+        MERCHANT_A,
+        lambda w: {"json": {"code": "1" * 18, "amount_minor": 100}},
+    ),
+    ("POST", "/api/v1/orders/{order_id}/share"): ({CA}, none),
+    ("GET", "/api/v1/shared-orders/{share_token}"): (EVERYONE, none),
+    ("POST", "/api/v1/shared-orders/{share_token}/pay"): (
+        SIGNED_IN,
+        lambda w: {"json": {"method": "wallet"}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/orders"): (MERCHANT_A, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/orders/{order_id}"): (MERCHANT_A, none),
+    # The world's order is unpaid: the shop may try (409), nobody else may see it (404).
+    ("POST", "/api/v1/merchants/{merchant_id}/orders/{order_id}/shipment"): (
+        MERCHANT_A,
+        lambda w: {"json": {"carrier": "sf", "tracking_number": "SF1234567890"}},
+    ),
+    ("POST", "/api/v1/merchants/{merchant_id}/orders/{order_id}/tracking-events"): (
+        MERCHANT_A,
+        lambda w: {"json": {"status": "in_transit"}},
+    ),
+    ("GET", "/api/v1/orders/{order_id}/tracking"): ({CA}, none),
+    ("POST", "/api/v1/orders/{order_id}/receive"): ({CA}, none),
+    ("GET", "/api/v1/orders/{order_id}/receipt"): ({CA}, none),
+    # A carrier's callback: only its signature lets it in, never a bearer token of any role.
+    ("POST", "/api/v1/logistics/carriers/{carrier}/events"): (
+        set(),
+        lambda w: {"json": {"tracking_number": "SF1234567890", "events": []}},
+    ),
+    ("POST", "/api/v1/merchants/{merchant_id}/webhooks"): (
+        {MA_OWNER},
+        lambda w: {"json": {"url": "https://hooks.example.com/b", "events": ["order.paid"]}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/webhooks"): (MERCHANT_A, none),
+    ("DELETE", "/api/v1/merchants/{merchant_id}/webhooks/{endpoint_id}"): ({MA_OWNER}, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/webhooks/{endpoint_id}/deliveries"): (
+        MERCHANT_A,
+        none,
+    ),
+    # The world's delivery is pending, so resending it is refused for its state (409).
+    (
+        "POST",
+        "/api/v1/merchants/{merchant_id}/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver",
+    ): (MERCHANT_A, none),
 }
 
 
@@ -311,7 +376,7 @@ async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
         )
         shopping = await _shopping(s, a, product.id, consumer_a)
     headers = {ANON: {}} | {role: await auth_headers(user) for role, user in users.items()}
-    phones = [u.phone for u in [*users.values(), owner_b]] + ["+8613700000001"]
+    phones = [u.phone for u in [*users.values(), owner_b]] + ["+8613912345678", "+8613700000001"]
     return World(
         users=users,
         headers=headers,
@@ -338,6 +403,7 @@ async def _shopping(s: Any, a: Any, product_id: int, buyer: User) -> dict[str, i
     from mobimart.promotions import flashsale
     from mobimart.promotions import service as promotions
     from mobimart.promotions.domain import Kind, Scope
+    from mobimart.webhooks import service as webhooks
 
     variant = (await catalog.variants_of(s, product_id=product_id))[0]
     address = await checkout.add_address(
@@ -360,6 +426,32 @@ async def _shopping(s: Any, a: Any, product_id: int, buyer: User) -> dict[str, i
     promotion = await promotions.create(
         s, merchant_id=a.id, spec=promotions.Spec("Five off", Kind.fixed, Scope.order, value=500)
     )
+    endpoint = await webhooks.create_endpoint(
+        s, merchant_id=a.id, url="https://hooks.example.com/a", events=["order.paid"]
+    )
+    await webhooks.emit(s, merchant_id=a.id, event="order.paid", data={"order": order.number})
+    await s.commit()
+    (delivery,) = await webhooks.deliveries(
+        s, merchant_id=a.id, endpoint_id=endpoint.id, before=None, limit=1
+    )
+    from sqlalchemy import update
+
+    from mobimart.checkout.models import Order
+    from mobimart.payments.models import Collection
+    from mobimart.payments.share import share_hash
+
+    collection = Collection(
+        token=COLLECTION_TOKEN,
+        merchant_id=a.id,
+        amount_minor=100,
+        currency="CNY",
+        expires_at=now + dt.timedelta(hours=1),
+    )
+    s.add(collection)
+    await s.execute(
+        update(Order).where(Order.id == order.id).values(share_hash=share_hash(SHARE_TOKEN))
+    )
+    await s.commit()
     return {
         "variant_id": variant.id,
         "address_id": address.id,
@@ -367,13 +459,24 @@ async def _shopping(s: Any, a: Any, product_id: int, buyer: User) -> dict[str, i
         "payment_id": payment.id,
         "sale_id": sale.id,
         "promotion_id": promotion.id,
+        "collection_id": collection.id,
+        "endpoint_id": endpoint.id,
+        "delivery_id": delivery.id,
     }
 
 
 def fill(path: str, world: World) -> str:
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
-        fixed = {"channel": "sms", "action": "archive", "role": "logo", "slug": "acme"}
+        fixed = {
+            "channel": "sms",
+            "action": "archive",
+            "role": "logo",
+            "slug": "acme",
+            "carrier": "sf",
+            "collection_token": COLLECTION_TOKEN,
+            "share_token": SHARE_TOKEN,
+        }
         return fixed.get(name) or str(world.ids[name])
 
     return re.sub(r"\{(\w+)\}", value, path)

@@ -12,6 +12,7 @@ from mobimart.accounts.models import User
 from mobimart.catalog import service as catalog
 from mobimart.db import Database
 from mobimart.merchants import service as merchants
+from mobimart.payments import instore
 from mobimart.web.deps import SESSION_COOKIE
 from tests import factories
 
@@ -23,6 +24,14 @@ PAGES = {
     "/console/{a}": {"owner_a", "staff_a"},
     "/console/{a}/products": {"owner_a", "staff_a"},
     "/console/{a}/products/{product}": {"owner_a", "staff_a"},
+    "/console/{a}/collect": {"owner_a", "staff_a"},
+    "/console/{a}/collect?c={collection}": {"owner_a", "staff_a"},
+    "/console/{a}/collect/{collection}/status": {"owner_a", "staff_a"},
+    "/me/paycode": {"consumer", "owner_a", "staff_a", "owner_b", "admin"},
+    "/me/paycode/status": {"consumer", "owner_a", "staff_a", "owner_b", "admin"},
+    "/console/{a}/orders": {"owner_a", "staff_a"},
+    "/orders": {"consumer", "owner_a", "staff_a", "owner_b", "admin"},
+    "/me/wallet": {"consumer", "owner_a", "staff_a", "owner_b", "admin"},
     "/admin/kyc": {"admin"},
     "/admin/kyc/{a}": {"admin"},
     "/admin/kyc/{a}/documents/{doc}": {"admin"},
@@ -47,8 +56,11 @@ async def world(db: Database, make_user: Any) -> dict[str, Any]:
     async with db.session() as s:
         doc = (await merchants.documents(s, merchant_id=a.id))[0]
         product = await catalog.create_product(s, merchant=a, name="Cup", price_minor=100)
+        collection = await instore.create_collection(
+            s, merchant=a, actor=users["owner_a"], amount_minor=100, note=""
+        )
     cookies = {role: await _session_cookie(db, user) for role, user in users.items()}
-    ids = {"a": a.id, "doc": doc.id, "product": product.id}
+    ids = {"a": a.id, "doc": doc.id, "product": product.id, "collection": collection.collection.id}
     return {"cookies": cookies, "ids": ids, "users": users}
 
 

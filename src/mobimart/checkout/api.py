@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 
 from mobimart.checkout import service as checkout
 from mobimart.checkout import views
+from mobimart.checkout.domain import Status
 from mobimart.checkout.models import Address
 from mobimart.checkout.schemas import (
     AddressIn,
@@ -15,12 +16,17 @@ from mobimart.checkout.schemas import (
     CartItemIn,
     CartOut,
     CheckoutIn,
+    MerchantOrderDetailOut,
+    MerchantOrderOut,
     OrderOut,
     PlacedOut,
+    ReceiptOut,
 )
 from mobimart.db import utcnow
 from mobimart.infra import idempotency
 from mobimart.infra.idempotency import IdempotencyKey
+from mobimart.logistics import service as logistics
+from mobimart.merchants import service as merchants
 from mobimart.web.deps import CurrentUser, Session
 from mobimart.web.pagination import Page, PageParams, encode_cursor, page_params
 from mobimart.web.schemas import IdPath
@@ -128,3 +134,54 @@ async def my_order(order_id: IdPath, user: CurrentUser, session: Session) -> Ord
 async def cancel_order(order_id: IdPath, user: CurrentUser, session: Session) -> OrderOut:
     order = await checkout.cancel(session, user=user, order_id=order_id)
     return (await views.orders_out(session, [order]))[0]
+
+
+@router.post("/orders/{order_id}/receive")
+async def receive_order(order_id: IdPath, user: CurrentUser, session: Session) -> OrderOut:
+    """Confirm the parcel arrived: the order completes and the shop is paid. Without it, a
+    delivered order completes by itself after `auto_complete_days`."""
+    order = await logistics.receive(session, user=user, order_id=order_id)
+    return (await views.orders_out(session, [order]))[0]
+
+
+@router.get("/orders/{order_id}/receipt")
+async def receipt(order_id: IdPath, user: CurrentUser, session: Session) -> ReceiptOut:
+    order = await checkout.receipted_order(session, user_id=user.id, order_id=order_id)
+    return await views.receipt_out(session, order)
+
+
+# --- the shop's side -------------------------------------------------------------------------
+
+
+@router.get("/merchants/{merchant_id}/orders")
+async def merchant_orders(
+    merchant_id: IdPath,
+    user: CurrentUser,
+    session: Session,
+    page: Annotated[PageParams, Depends(page_params)],
+    status: Status | None = None,
+) -> Page[MerchantOrderOut]:
+    """The shop's orders, newest first; buyers' numbers are masked."""
+    await merchants.membership(session, merchant_id=merchant_id, user=user)
+    rows = await checkout.orders_of(
+        session,
+        merchant_id=merchant_id,
+        status=status.value if status else None,
+        before=page.before_id,
+        limit=page.fetch,
+    )
+    items = rows[: page.limit]
+    return Page[MerchantOrderOut](
+        items=await views.merchant_orders_out(session, items),
+        next_cursor=encode_cursor(items[-1].id) if len(rows) > page.limit and items else None,
+    )
+
+
+@router.get("/merchants/{merchant_id}/orders/{order_id}")
+async def merchant_order(
+    merchant_id: IdPath, order_id: IdPath, user: CurrentUser, session: Session
+) -> MerchantOrderDetailOut:
+    """One order with its lines, discounts, refunds, shipment and tracking events."""
+    await merchants.membership(session, merchant_id=merchant_id, user=user)
+    order = await checkout.merchant_order(session, merchant_id=merchant_id, order_id=order_id)
+    return await views.merchant_order_detail(session, order)

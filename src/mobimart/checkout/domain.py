@@ -18,11 +18,12 @@ class Status(enum.StrEnum):
 
 
 # Who moves an order where. Cancelling a paid order refunds it in full; after shipping,
-# money goes back only through refunds.
+# money goes back only through refunds. A buyer who has the parcel before the carrier says
+# so completes a shipped order directly.
 NEXT: Mapping[Status, frozenset[Status]] = {
     Status.pending_payment: frozenset({Status.paid, Status.cancelled}),
     Status.paid: frozenset({Status.shipped, Status.cancelled}),
-    Status.shipped: frozenset({Status.delivered}),
+    Status.shipped: frozenset({Status.delivered, Status.completed}),
     Status.delivered: frozenset({Status.completed}),
     Status.completed: frozenset(),
     Status.cancelled: frozenset(),

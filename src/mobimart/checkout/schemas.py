@@ -5,6 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from mobimart.logistics.schemas import ShipmentOut
+from mobimart.payments.schemas import RefundOut
 from mobimart.web.schemas import MAX_ID, InputModel
 
 
@@ -123,3 +125,42 @@ class OrderOut(BaseModel):
 class PlacedOut(BaseModel):
     orders: list[OrderOut]
     total_minor: int
+
+
+class ShippingAddressOut(BaseModel):
+    """Where the parcel goes, as a shop sees it: the number masked (138****5678)."""
+
+    recipient: str
+    phone_masked: str
+    region: str
+    detail: str
+
+
+class MerchantOrderOut(OrderOut):
+    note: str
+    address: ShippingAddressOut | None
+    carrier: str | None
+    tracking_number: str | None
+
+
+class MerchantOrderDetailOut(MerchantOrderOut):
+    refunds: list[RefundOut]
+    shipment: ShipmentOut | None = Field(description="with its tracking events, oldest first")
+
+
+class ReceiptOut(BaseModel):
+    number: str
+    shop_name: str
+    currency: str
+    lines: list[OrderLineOut]
+    discounts: list[DiscountOut]
+    subtotal_minor: int
+    discount_minor: int
+    shipping_minor: int
+    shipping_discount_minor: int
+    total_minor: int
+    payment_method: str = Field(description="wallet or gateway")
+    paid_at: dt.datetime
+    refunds: list[RefundOut]
+    refunded_minor: int
+    net_minor: int = Field(description="what the buyer paid, less refunds")

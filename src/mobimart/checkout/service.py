@@ -369,6 +369,11 @@ def address_snapshot(address: Address) -> str:
     )
 
 
+def address_of(order: Order) -> dict[str, str] | None:
+    """The address the order ships to, as it was when placed."""
+    return json.loads(order.address) if order.address else None
+
+
 # --- placing orders --------------------------------------------------------------------------
 
 
@@ -591,6 +596,14 @@ async def own_order(session: AsyncSession, *, user_id: int, order_id: int) -> Or
     order = await session.get(Order, order_id)
     if order is None or order.user_id != user_id:
         raise NotFound("Order")
+    return order
+
+
+async def receipted_order(session: AsyncSession, *, user_id: int, order_id: int) -> Order:
+    """The person's order if it was paid: a receipt is issued for money taken."""
+    order = await own_order(session, user_id=user_id, order_id=order_id)
+    if order.paid_at is None or order.payment_id is None:
+        raise Conflict("not_paid", "A receipt is issued once the order is paid.")
     return order
 
 

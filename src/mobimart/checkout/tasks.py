@@ -1,5 +1,6 @@
 """Order housekeeping every minute: unpaid orders give their stock back, ended flash sales
-return their unsold units, and merchants' webhooks go out (first tries and retries)."""
+return their unsold units, orders delivered `auto_complete_days` ago complete (settling their
+merchants), and merchants' webhooks go out (first tries and retries)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from huey import crontab
 from mobimart.checkout import service as checkout
 from mobimart.db import Database
 from mobimart.infra.jobs import huey, run_with_db
+from mobimart.logistics import service as logistics
 from mobimart.promotions import flashsale
 from mobimart.webhooks import service as webhooks
 
@@ -17,11 +19,18 @@ async def housekeeping(database: Database) -> dict[str, int]:
         released = await checkout.release_expired(session)
     async with database.session() as session:
         closed = await flashsale.close_ended(session)
+    async with database.session() as session:
+        completed = await logistics.complete_delivered(session)
     sent = 0
     async with database.session() as session:
         for delivery_id in await webhooks.due(session):
             sent += await webhooks.send(session, delivery_id=delivery_id)
-    return {"released": released, "closed": closed, "webhooks_delivered": sent}
+    return {
+        "released": released,
+        "closed": closed,
+        "completed": completed,
+        "webhooks_delivered": sent,
+    }
 
 
 @huey.periodic_task(crontab(minute="*"))  # type: ignore[untyped-decorator]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mobimart.accounts.domain import mask_phone
+from mobimart.catalog.models import Shop
 from mobimart.checkout import service as checkout
 from mobimart.checkout.models import Order
 from mobimart.checkout.schemas import (
@@ -13,9 +16,18 @@ from mobimart.checkout.schemas import (
     CartOut,
     CartShopOut,
     DiscountOut,
+    MerchantOrderDetailOut,
+    MerchantOrderOut,
     OrderLineOut,
     OrderOut,
+    ReceiptOut,
+    ShippingAddressOut,
 )
+from mobimart.logistics import service as logistics
+from mobimart.logistics.views import shipment_out
+from mobimart.payments import service as payments
+from mobimart.payments.models import Payment
+from mobimart.payments.schemas import RefundOut
 
 
 async def orders_out(session: AsyncSession, orders: Sequence[Order]) -> list[OrderOut]:
@@ -39,6 +51,87 @@ async def orders_out(session: AsyncSession, orders: Sequence[Order]) -> list[Ord
         )
         for o in orders
     ]
+
+
+def masked_address(snapshot: str | None) -> ShippingAddressOut | None:
+    """An order's delivery address for the shop: everything but the full phone number."""
+    if not snapshot:
+        return None
+    data = json.loads(snapshot)
+    try:
+        phone = mask_phone(data["phone"])
+    except Exception:  # an unreadable number shows as nothing, never as itself
+        phone = "****"
+    return ShippingAddressOut(
+        recipient=data["recipient"],
+        phone_masked=phone,
+        region=data["region"],
+        detail=data["detail"],
+    )
+
+
+async def merchant_orders_out(
+    session: AsyncSession, orders: Sequence[Order]
+) -> list[MerchantOrderOut]:
+    shipments = await logistics.shipments_of(session, [o.id for o in orders])
+    out = []
+    for order, base in zip(orders, await orders_out(session, orders), strict=True):
+        shipment = shipments.get(order.id)
+        out.append(
+            MerchantOrderOut(
+                **base.model_dump(),
+                note=order.note,
+                address=masked_address(order.address),
+                carrier=shipment.carrier if shipment else None,
+                tracking_number=shipment.tracking_number if shipment else None,
+            )
+        )
+    return out
+
+
+async def merchant_order_detail(session: AsyncSession, order: Order) -> MerchantOrderDetailOut:
+    (base,) = await merchant_orders_out(session, [order])
+    shipment = await logistics.shipment_of(session, order_id=order.id)
+    events = await logistics.timeline(session, order_id=order.id) if shipment else []
+    return MerchantOrderDetailOut(
+        **base.model_dump(),
+        refunds=[
+            RefundOut.model_validate(r, from_attributes=True)
+            for r in await payments.refunds_of(session, order_id=order.id)
+        ],
+        shipment=shipment_out(shipment, events) if shipment else None,
+    )
+
+
+async def receipt_out(session: AsyncSession, order: Order) -> ReceiptOut:
+    """A paid order's receipt (the caller checked it was paid)."""
+    assert order.payment_id is not None
+    assert order.paid_at is not None
+    (base,) = await orders_out(session, [order])
+    payment = await session.get(Payment, order.payment_id)
+    shop = await session.get(Shop, order.shop_id)
+    assert payment is not None
+    assert shop is not None
+    return ReceiptOut(
+        number=order.number,
+        shop_name=shop.name,
+        currency=order.currency,
+        lines=base.lines,
+        discounts=base.discounts,
+        subtotal_minor=order.subtotal_minor,
+        discount_minor=order.discount_minor,
+        shipping_minor=order.shipping_minor,
+        shipping_discount_minor=order.shipping_discount_minor,
+        total_minor=order.total_minor,
+        payment_method=payment.method,
+        paid_at=order.paid_at,
+        refunds=[
+            RefundOut.model_validate(r, from_attributes=True)
+            for r in await payments.refunds_of(session, order_id=order.id)
+        ],
+        refunded_minor=order.refunded_minor,
+        net_minor=order.total_minor - order.refunded_minor,
+    )
 
 
 def cart_out(quote: checkout.Quote) -> CartOut:

@@ -23,11 +23,18 @@ from mobimart.catalog.models import Category
 from mobimart.db import Database
 from mobimart.merchants import service as merchants
 from mobimart.merchants.domain import Decision, DocumentKind
+from mobimart.payments import domain as payments_domain
+from mobimart.payments import ledger
+from mobimart.promotions import service as promotions
+from mobimart.promotions.domain import Kind, Scope
+from mobimart.settings import get_settings
 
 CATALOGUE = Path(__file__).with_name("catalogue.csv")
 DEMO_PASSWORD = "mobimart-demo"  # noqa: S105 (printed for the demo; refused nowhere else)
 GBP_TO_CNY = 9  # a round rate keeps demo prices believable
 
+DEMO_COUPON = "HOME5"  # Retrospot Home's: ¥5 off from ¥30
+DEMO_WALLET_MINOR = 50_000  # the demo shopper's wallet: ¥500
 ADMIN_PHONE = "+8613900139000"
 CONSUMER_PHONE = "+8613800138000"
 MERCHANTS = [
@@ -208,4 +215,29 @@ async def load(database: Database) -> DemoAccounts:
                     await media.add_product_media(
                         session, merchant=merchant, product_id=product.id, data=demo_video()
                     )
+        if n == 1:
+            async with database.session() as session:
+                await promotions.create(
+                    session,
+                    merchant_id=merchant.id,
+                    spec=promotions.Spec(
+                        "Spend ¥30, save ¥5",
+                        Kind.spend_save,
+                        Scope.order,
+                        value=500,
+                        threshold_minor=3000,
+                        code=DEMO_COUPON,
+                    ),
+                )
+    async with database.session() as session:
+        shopper = await accounts.find_user_by_phone(session, phone=CONSUMER_PHONE)
+        assert shopper is not None
+        await ledger.post(  # as a gateway top-up posts it, so the shopper can pay at once
+            session,
+            kind="top_up",
+            reference="demo:shopper",
+            currency=get_settings().default_currency,
+            legs=payments_domain.top_up(DEMO_WALLET_MINOR, user_id=shopper.id),
+        )
+        await session.commit()
     return DemoAccounts(**{**accounts_out.__dict__, "created": True})

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mobimart.db import Base, utcnow
@@ -10,6 +10,8 @@ from mobimart.db import Base, utcnow
 
 class Shipment(Base):
     __tablename__ = "shipments"
+    # Carriers' callbacks find a parcel by carrier and tracking number.
+    __table_args__ = (Index("ix_shipments_carrier_tracking_number", "carrier", "tracking_number"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"), unique=True)

@@ -26,6 +26,11 @@ def run_migrations_offline() -> None:
 
 
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "sqlite":
+        # Batch mode rebuilds a table to change it (copy, drop, rename); with foreign keys
+        # on, dropping the old table would cascade into every row that points at it.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -33,6 +38,10 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+    if connection.dialect.name == "sqlite":
+        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"migration left rows pointing at nothing: {broken[:5]}")
 
 
 async def run_migrations_online() -> None:

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 
-from mobimart.errors import DomainError
 from mobimart.infra import idempotency
 from mobimart.infra.idempotency import IdempotencyKey
 from mobimart.merchants import service as merchants
@@ -76,13 +75,11 @@ async def get_payment(payment_id: IdPath, user: CurrentUser, session: Session) -
 @router.post("/payments/notify/sandbox", response_class=PlainTextResponse)
 async def gateway_notification(request: Request, session: Session) -> PlainTextResponse:
     """The gateway's asynchronous notification (signed with its RSA key). Answered `success`
-    once processed, so the gateway stops retrying; processed once however often it comes."""
+    once processed, so the gateway stops retrying; processed once however often it comes.
+    A refusal is a problem+json like every other error: anything but `success` is a retry."""
     async with request.form(max_files=0, max_fields=30) as form:
         params = {k: v for k, v in form.items() if isinstance(v, str)}
-    try:
-        await payments.notified(session, params=params)
-    except DomainError as exc:
-        return PlainTextResponse(exc.code, status_code=exc.status)
+    await payments.notified(session, params=params)
     return PlainTextResponse("success")
 
 

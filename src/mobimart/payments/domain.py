@@ -10,6 +10,9 @@ accounts may go below zero; every other balance is refused below zero by its UPD
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -108,3 +111,45 @@ def balanced(legs: Sequence[Leg]) -> bool:
 def refusable(balance_after: int, account: AccountRef) -> bool:
     """True when a balance may not end where a posting would leave it."""
     return balance_after < 0 and account.kind not in NEGATIVE_ALLOWED
+
+
+# --- face to face ----------------------------------------------------------------------------
+
+
+def in_store(
+    amount: int, *, merchant_id: int, payer_id: int, commission_bps: int
+) -> tuple[Leg, ...]:
+    """A wallet payment at the counter. The goods changed hands there and then, so there is no
+    order to complete: the money is the merchant's at once, less the commission an order would
+    have paid at settlement."""
+    cut = commission_of(amount, commission_bps)
+    legs = [Leg(wallet(payer_id), -amount)]
+    if amount - cut:
+        legs.append(Leg(available(merchant_id), amount - cut))
+    if cut:
+        legs.append(Leg(COMMISSION, cut))
+    return tuple(legs)
+
+
+PAYMENT_CODE_DIGITS = 18
+
+
+def new_payment_code() -> str:
+    """18 digits, never starting with 0: what scanner guns and the staff's keypad type, as
+    with the big wallets' codes (about 2^60 values, while one lives for a minute)."""
+    low = 10 ** (PAYMENT_CODE_DIGITS - 1)
+    return str(low + secrets.randbelow(9 * low))
+
+
+def normalize_payment_code(text: str) -> str | None:
+    """The digits a person typed or a scanner sent, spaces and dashes dropped; None if it
+    cannot be a code."""
+    digits = "".join(ch for ch in text if ch not in " -")
+    if len(digits) != PAYMENT_CODE_DIGITS or not digits.isascii() or not digits.isdigit():
+        return None
+    return digits
+
+
+def payment_code_digest(secret: str, code: str) -> str:
+    """Codes are stored as a keyed digest: a leaked table yields no codes to charge."""
+    return hmac.new(secret.encode(), f"paycode:{code}".encode(), hashlib.sha256).hexdigest()

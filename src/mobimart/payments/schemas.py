@@ -1,15 +1,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from mobimart.web.schemas import InputModel
+from mobimart.web.schemas import MAX_ID, InputModel
 
 
 class PayIn(InputModel):
-    order_ids: list[int] = Field(min_length=1, max_length=20)
+    order_ids: list[Annotated[int, Field(ge=1, le=MAX_ID)]] = Field(min_length=1, max_length=20)
     method: Literal["wallet", "gateway"]
     return_url: str = Field("", max_length=500, description="where the gateway sends the payer")
 
@@ -80,3 +80,82 @@ class PayoutOut(BaseModel):
     amount_minor: int
     currency: str
     created_at: dt.datetime
+
+
+# --- face to face and pay-for-me -------------------------------------------------------------
+
+
+class CollectionIn(InputModel):
+    amount_minor: int = Field(ge=1, le=10_000_000)
+    note: str = Field("", max_length=80, description="shown to the payer, e.g. 'table 4'")
+
+
+class CollectionOut(BaseModel):
+    id: int
+    token: str
+    url: str = Field(description="what the QR encodes: the payer opens it to pay")
+    amount_minor: int
+    currency: str
+    note: str
+    status: Literal["open", "paid", "expired"]
+    expires_at: dt.datetime
+    payment_id: int | None
+
+
+class PublicCollectionOut(BaseModel):
+    shop_name: str
+    amount_minor: int
+    currency: str
+    note: str
+    status: Literal["open", "paid", "expired"]
+    expires_at: dt.datetime
+
+
+class CollectionPayIn(InputModel):
+    amount_minor: int = Field(
+        ge=1, le=10_000_000, description="the amount the payer saw and confirmed"
+    )
+
+
+class PaymentCodeOut(BaseModel):
+    code: str = Field(description="18 digits; show it as a QR and as text")
+    expires_at: dt.datetime
+
+
+class CodeChargeIn(InputModel):
+    code: str = Field(min_length=1, max_length=40, description="the customer's payment code")
+    amount_minor: int = Field(ge=1, le=10_000_000)
+    note: str = Field("", max_length=80)
+
+
+class ShareOut(BaseModel):
+    url: str = Field(description="send it to the friend who pays")
+    expires_at: dt.datetime
+
+
+class SharedLineOut(BaseModel):
+    name: str
+    options: dict[str, str]
+    quantity: int
+    unit_price_minor: int
+    total_minor: int
+
+
+class SharedOrderOut(BaseModel):
+    """What the friend pays for: no address, phone number or note of the buyer's."""
+
+    shop_name: str
+    requested_by: str
+    currency: str
+    lines: list[SharedLineOut]
+    subtotal_minor: int
+    discount_minor: int
+    shipping_minor: int
+    shipping_discount_minor: int
+    total_minor: int
+    expires_at: dt.datetime
+
+
+class SharedPayIn(InputModel):
+    method: Literal["wallet", "gateway"] = "wallet"
+    return_url: str = Field("", max_length=500, description="where the gateway sends the payer")

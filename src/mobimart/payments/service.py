@@ -336,9 +336,11 @@ async def refund(
     amount_minor: int | None,
     reason: str,
     actor: User,
+    seen_refunded: int | None = None,
 ) -> Refund:
     """Give money back to where it came from: all that is left of the order, or a part.
-    Refunding everything of an order that has not shipped cancels it and returns its stock."""
+    Refunding everything of an order that has not shipped cancels it and returns its stock.
+    `seen_refunded` is what the caller saw already refunded: a form sent twice refunds once."""
     order = await checkout.merchant_order(session, merchant_id=merchant_id, order_id=order_id)
     if order.status not in REFUNDABLE or order.payment_id is None:
         raise Conflict("not_refundable", "Only paid orders that are not completed are refunded.")
@@ -348,9 +350,12 @@ async def refund(
         raise DomainError(
             "invalid_amount", f"Refund between 0.01 and what is left ({left / 100:.2f}).", 422
         )
+    fits = [Order.id == order.id, Order.refunded_minor + amount <= Order.total_minor]
+    if seen_refunded is not None:
+        fits.append(Order.refunded_minor == seen_refunded)
     taken = await session.execute(
         update(Order)
-        .where(Order.id == order.id, Order.refunded_minor + amount <= Order.total_minor)
+        .where(*fits)
         .values(refunded_minor=Order.refunded_minor + amount)
         .execution_options(synchronize_session=False)
     )

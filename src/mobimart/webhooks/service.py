@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mobimart import signing
 from mobimart.db import utcnow
-from mobimart.errors import DomainError, NotFound
+from mobimart.errors import Conflict, DomainError, NotFound
 from mobimart.infra import http
 from mobimart.webhooks import domain
 from mobimart.webhooks.models import WebhookDelivery, WebhookEndpoint
@@ -75,16 +76,52 @@ async def delete_endpoint(session: AsyncSession, *, merchant_id: int, endpoint_i
     await session.commit()
 
 
-async def deliveries(
-    session: AsyncSession, *, merchant_id: int, endpoint_id: int, before: int | None, limit: int
-) -> list[WebhookDelivery]:
+async def _endpoint(
+    session: AsyncSession, *, merchant_id: int, endpoint_id: int
+) -> WebhookEndpoint:
     endpoint = await session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None or endpoint.merchant_id != merchant_id:
         raise NotFound("Webhook endpoint")
+    return endpoint
+
+
+async def deliveries(
+    session: AsyncSession, *, merchant_id: int, endpoint_id: int, before: int | None, limit: int
+) -> list[WebhookDelivery]:
+    await _endpoint(session, merchant_id=merchant_id, endpoint_id=endpoint_id)
     query = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint_id)
     if before is not None:
         query = query.where(WebhookDelivery.id < before)
     return list(await session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit)))
+
+
+async def redeliver(
+    session: AsyncSession, *, merchant_id: int, endpoint_id: int, delivery_id: int
+) -> WebhookDelivery:
+    """One more attempt at a delivery whose retries are all spent, now; it keeps its
+    delivery id, so a receiver that did get it after all drops the copy."""
+    endpoint = await _endpoint(session, merchant_id=merchant_id, endpoint_id=endpoint_id)
+    delivery = await session.get(WebhookDelivery, delivery_id)
+    if delivery is None or delivery.endpoint_id != endpoint.id:
+        raise NotFound("Webhook delivery")
+    if not endpoint.active:
+        raise Conflict("endpoint_deleted", "The endpoint was deleted; add it again first.")
+    reopened = await session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == delivery.id, WebhookDelivery.status == "failed")
+        .values(status="pending", next_attempt_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if reopened.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(
+            "not_failed",
+            "Only a failed delivery is sent again; a pending one is still being retried.",
+        )
+    await session.commit()
+    await session.refresh(delivery)
+    await send(session, delivery_id=delivery.id)
+    await session.refresh(delivery)
+    return delivery
 
 
 async def emit(
@@ -120,12 +157,20 @@ async def send(session: AsyncSession, *, delivery_id: int) -> bool:
         return False
     endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id)
     assert endpoint is not None
+    if not endpoint.active:  # deleted since: its merchant no longer wants them
+        await session.execute(
+            update(WebhookDelivery)
+            .where(WebhookDelivery.id == delivery.id, WebhookDelivery.status == "pending")
+            .values(status="failed", last_error="endpoint deleted", next_attempt_at=None)
+        )
+        await session.commit()
+        return False
     body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
     headers = {
         "Content-Type": "application/json",
         "Mobimart-Delivery": delivery.delivery_id,
         "Mobimart-Event": delivery.event,
-        "Mobimart-Signature": domain.signature(endpoint.secret, int(time.time()), body),
+        "Mobimart-Signature": signing.sign(endpoint.secret, int(time.time()), body),
         "User-Agent": "Mobimart-Webhooks/1",
     }
     status: int | None = None
