@@ -236,6 +236,12 @@ ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
         lambda w: {"json": {"amount_minor": 1}},
     ),
     ("GET", "/api/v1/merchants/{merchant_id}/balance"): (MERCHANT_A, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/ledger"): (MERCHANT_A, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/payouts"): (MERCHANT_A, none),
+    ("PUT", "/api/v1/admin/merchants/{merchant_id}/commission"): (
+        {ADMIN},
+        lambda w: {"json": {"commission_bps": 450}},
+    ),
     ("POST", "/api/v1/merchants/{merchant_id}/payouts"): (
         {MA_OWNER},
         lambda w: {"json": {"amount_minor": 1}},

@@ -30,6 +30,7 @@ PAGES = {
     "/me/paycode": {"consumer", "owner_a", "staff_a", "owner_b", "admin"},
     "/me/paycode/status": {"consumer", "owner_a", "staff_a", "owner_b", "admin"},
     "/console/{a}/orders": {"owner_a", "staff_a"},
+    "/console/{a}/money": {"owner_a", "staff_a"},
     "/orders": {"consumer", "owner_a", "staff_a", "owner_b", "admin"},
     "/me/wallet": {"consumer", "owner_a", "staff_a", "owner_b", "admin"},
     "/admin/kyc": {"admin"},

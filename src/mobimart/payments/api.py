@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from mobimart.infra import idempotency
@@ -12,9 +12,10 @@ from mobimart.infra.idempotency import IdempotencyKey
 from mobimart.merchants import service as merchants
 from mobimart.payments import domain, ledger
 from mobimart.payments import service as payments
-from mobimart.payments.models import Payment, Refund
+from mobimart.payments.models import LedgerEntry, LedgerTransaction, Payment, Refund
 from mobimart.payments.schemas import (
     BalanceOut,
+    CommissionIn,
     PayIn,
     PaymentOut,
     PayoutIn,
@@ -26,8 +27,8 @@ from mobimart.payments.schemas import (
     WalletOut,
 )
 from mobimart.settings import get_settings
-from mobimart.web.deps import CurrentUser, Session
-from mobimart.web.pagination import PageParams, encode_cursor, page_params
+from mobimart.web.deps import Admin, CurrentUser, Session
+from mobimart.web.pagination import Page, PageParams, make_page, page_params
 from mobimart.web.schemas import IdPath
 
 router = APIRouter(tags=["payments"])
@@ -83,6 +84,17 @@ async def gateway_notification(request: Request, session: Session) -> PlainTextR
     return PlainTextResponse("success")
 
 
+def _entry_out(row: tuple[LedgerEntry, LedgerTransaction]) -> WalletEntryOut:
+    entry, transaction = row
+    return WalletEntryOut(
+        id=entry.id,
+        kind=transaction.kind,
+        amount_minor=entry.amount_minor,
+        balance_after_minor=entry.balance_after_minor,
+        created_at=entry.created_at,
+    )
+
+
 @router.get("/me/wallet")
 async def wallet(
     user: CurrentUser, session: Session, page: Annotated[PageParams, Depends(page_params)]
@@ -91,21 +103,12 @@ async def wallet(
     rows = await ledger.entries(
         session, domain.wallet(user.id), currency, before=page.before_id, limit=page.fetch
     )
-    items = rows[: page.limit]
+    listed = make_page(rows, page, _entry_out, key=lambda row: row[0].id)
     return WalletOut(
         currency=currency,
         balance_minor=await payments.wallet_balance(session, user_id=user.id),
-        entries=[
-            WalletEntryOut(
-                id=e.id,
-                kind=t.kind,
-                amount_minor=e.amount_minor,
-                balance_after_minor=e.balance_after_minor,
-                created_at=e.created_at,
-            )
-            for e, t in items
-        ],
-        next_cursor=encode_cursor(items[-1][0].id) if len(rows) > page.limit and items else None,
+        entries=listed.items,
+        next_cursor=listed.next_cursor,
     )
 
 
@@ -212,4 +215,57 @@ async def payout(
         request=body,
         work=work,
         status=201,
+    )
+
+
+@router.get("/merchants/{merchant_id}/ledger")
+async def merchant_ledger(
+    merchant_id: IdPath,
+    user: CurrentUser,
+    session: Session,
+    page: Annotated[PageParams, Depends(page_params)],
+    account: Annotated[Literal["available", "pending"], Query()] = "available",
+) -> Page[WalletEntryOut]:
+    """The merchant's payout ledger, newest first: settled orders and in-store payments (less
+    commission), refunds and payouts on `available`; paid orders awaiting completion on
+    `pending`."""
+    await merchants.membership(session, merchant_id=merchant_id, user=user)
+    rows = await payments.merchant_entries(
+        session, merchant_id=merchant_id, account=account, before=page.before_id, limit=page.fetch
+    )
+    return make_page(rows, page, _entry_out, key=lambda row: row[0].id)
+
+
+@router.get("/merchants/{merchant_id}/payouts")
+async def merchant_payouts(
+    merchant_id: IdPath,
+    user: CurrentUser,
+    session: Session,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Page[PayoutOut]:
+    await merchants.membership(session, merchant_id=merchant_id, user=user)
+    rows = await payments.payouts_of(
+        session, merchant_id=merchant_id, before=page.before_id, limit=page.fetch
+    )
+    return make_page(
+        rows, page, lambda p: PayoutOut.model_validate(p, from_attributes=True), key=lambda p: p.id
+    )
+
+
+@router.put("/admin/merchants/{merchant_id}/commission")
+async def set_commission(
+    merchant_id: IdPath, body: CommissionIn, admin: Admin, session: Session
+) -> BalanceOut:
+    """Set the platform's commission on a merchant's orders (basis points); audited."""
+    merchant = await payments.set_commission(
+        session,
+        admin=admin,
+        merchant_id=merchant_id,
+        commission_bps=body.commission_bps,
+        reason=body.reason,
+    )
+    return BalanceOut(
+        currency=get_settings().default_currency,
+        commission_bps=merchant.commission_bps,
+        **await payments.merchant_balances(session, merchant_id=merchant_id),
     )

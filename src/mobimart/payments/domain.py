@@ -9,6 +9,7 @@ accounts may go below zero; every other balance is refused below zero by its UPD
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import hashlib
 import hmac
@@ -102,6 +103,20 @@ def settle(amount: int, *, merchant_id: int, commission_bps: int) -> tuple[Leg, 
 
 def payout(amount: int, *, merchant_id: int) -> tuple[Leg, ...]:
     return move(amount, available(merchant_id), CLEARING)
+
+
+def daily_totals(
+    entries: Sequence[tuple[dt.datetime, int]], *, today: dt.date, days: int
+) -> list[tuple[dt.date, int]]:
+    """Money in per UTC day over the last `days` days, oldest first, empty days at 0: the
+    merchant's income chart."""
+    first = today - dt.timedelta(days=days - 1)
+    totals = {first + dt.timedelta(days=n): 0 for n in range(days)}
+    for at, amount in entries:
+        day = at.astimezone(dt.UTC).date()
+        if day in totals and amount > 0:
+            totals[day] += amount
+    return sorted(totals.items())
 
 
 def balanced(legs: Sequence[Leg]) -> bool:

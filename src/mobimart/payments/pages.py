@@ -22,6 +22,8 @@ from mobimart.payments.models import Payment
 from mobimart.text import clean
 from mobimart.web.deps import OptionalPageUser, PageUser, Session
 from mobimart.web.forms import message_of, see_other
+from mobimart.web.i18n import gettext_ as _
+from mobimart.web.pagination import page_params, split_page
 from mobimart.web.schemas import MAX_ID, IdPath
 from mobimart.web.templating import render, verify_csrf
 
@@ -374,3 +376,84 @@ async def charge_code(
             status=exc.status,
         )
     return see_other(f"/console/{merchant_id}/collect?charged={payment.id}")
+
+
+# --- the merchant's money ------------------------------------------------------------------
+
+
+async def _money_page(
+    request: Request,
+    session: AsyncSession,
+    user: User,
+    merchant_id: int,
+    *,
+    cursor: str | None = None,
+    notice: str = "",
+    error: str = "",
+    status: int = 200,
+) -> Response:
+    merchant, member = await merchants.membership(session, merchant_id=merchant_id, user=user)
+    params = page_params(cursor=cursor, limit=20)
+    rows = await payments.merchant_entries(
+        session,
+        merchant_id=merchant.id,
+        account="available",
+        before=params.before_id,
+        limit=params.fetch,
+    )
+    entries, next_cursor = split_page(rows, params, key=lambda row: row[0].id)
+    income = await payments.daily_income(session, merchant_id=merchant.id)
+    return render(
+        request,
+        "payments/money.html",
+        {
+            "user": user,
+            "tab": "console",
+            "merchant": merchant,
+            "is_owner": member.role == "owner",
+            "balances": await payments.merchant_balances(session, merchant_id=merchant.id),
+            "income": income,
+            "income_max": max((amount for _, amount in income), default=0),
+            "entries": entries,
+            "next_cursor": next_cursor,
+            "notice": notice,
+            "error": error,
+        },
+        status=status,
+    )
+
+
+@router.get("/console/{merchant_id}/money")
+async def money_page(
+    request: Request,
+    merchant_id: IdPath,
+    user: PageUser,
+    session: Session,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    notice: str = "",
+) -> Response:
+    shown = _("Payout requested.") if notice == "payout" else ""
+    return await _money_page(request, session, user, merchant_id, cursor=cursor, notice=shown)
+
+
+@router.post("/console/{merchant_id}/payouts")
+async def request_payout(
+    request: Request,
+    merchant_id: IdPath,
+    user: PageUser,
+    session: Session,
+    csrf_token: Csrf,
+    amount: Annotated[str, Form(max_length=20)],
+) -> Response:
+    verify_csrf(request, csrf_token)
+    await merchants.require_owner(session, merchant_id=merchant_id, user=user)
+    try:
+        await payments.request_payout(
+            session, merchant_id=merchant_id, amount_minor=parse_amount(amount), actor=user
+        )
+    except DomainError as exc:
+        await _forget(session, user)
+        return await _money_page(
+            request, session, user, merchant_id, error=message_of(exc), status=exc.status
+        )
+    return see_other(f"/console/{merchant_id}/money", "payout")

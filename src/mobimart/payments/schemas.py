@@ -71,6 +71,11 @@ class BalanceOut(BaseModel):
     commission_bps: int
 
 
+class CommissionIn(InputModel):
+    commission_bps: int = Field(ge=0, le=5_000, description="500 = 5 % of each order")
+    reason: str = Field("", max_length=200)
+
+
 class PayoutIn(InputModel):
     amount_minor: int = Field(ge=1, le=1_000_000_000)
 

@@ -7,6 +7,7 @@ retried or parallel request can never charge, refund or settle twice.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.accounts import privacy
 from mobimart.accounts.models import User
+from mobimart.audit import service as audit
 from mobimart.checkout import service as checkout
 from mobimart.checkout.domain import REFUNDABLE, Status
 from mobimart.checkout.models import Order
@@ -28,7 +30,14 @@ from mobimart.infra.payments.gateway import Gateway, load_or_create_keypair
 from mobimart.infra.payments.sandbox import SandboxGateway
 from mobimart.merchants.models import Merchant
 from mobimart.payments import domain, ledger
-from mobimart.payments.models import Payment, Payout, Refund
+from mobimart.payments.models import (
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    Payment,
+    Payout,
+    Refund,
+)
 from mobimart.settings import get_settings
 from mobimart.webhooks import service as webhooks
 
@@ -495,3 +504,79 @@ async def merchant_balances(session: AsyncSession, *, merchant_id: int) -> dict[
         "pending_minor": await ledger.balance(session, domain.pending(merchant_id), currency),
         "available_minor": await ledger.balance(session, domain.available(merchant_id), currency),
     }
+
+
+async def merchant_entries(
+    session: AsyncSession, *, merchant_id: int, account: str, before: int | None, limit: int
+) -> list[tuple[LedgerEntry, LedgerTransaction]]:
+    """A merchant's ledger: `pending` (paid orders not yet completed) or `available`
+    (settled, what payouts take from)."""
+    ref = domain.pending(merchant_id) if account == "pending" else domain.available(merchant_id)
+    return await ledger.entries(
+        session, ref, get_settings().default_currency, before=before, limit=limit
+    )
+
+
+async def daily_income(
+    session: AsyncSession, *, merchant_id: int, days: int = 14
+) -> list[tuple[dt.date, int]]:
+    """What became the merchant's each day (settled orders and in-store payments, net of
+    commission), for the console's chart."""
+    now = utcnow()
+    since = now - dt.timedelta(days=days)
+    rows = await session.execute(
+        select(LedgerEntry.created_at, LedgerEntry.amount_minor)
+        .join(LedgerAccount, LedgerAccount.id == LedgerEntry.account_id)
+        .where(
+            LedgerAccount.kind == domain.AccountKind.merchant_available.value,
+            LedgerAccount.owner_id == merchant_id,
+            LedgerAccount.currency == get_settings().default_currency,
+            LedgerEntry.created_at >= since,
+            LedgerEntry.amount_minor > 0,
+        )
+    )
+    return domain.daily_totals(
+        [(at if at.tzinfo else at.replace(tzinfo=dt.UTC), amount) for at, amount in rows.all()],
+        today=now.date(),
+        days=days,
+    )
+
+
+async def payouts_of(
+    session: AsyncSession, *, merchant_id: int, before: int | None, limit: int
+) -> list[Payout]:
+    query = select(Payout).where(Payout.merchant_id == merchant_id)
+    if before is not None:
+        query = query.where(Payout.id < before)
+    return list(await session.scalars(query.order_by(Payout.id.desc()).limit(limit)))
+
+
+MAX_COMMISSION_BPS = 5_000  # 50 %: more is a typo, not a deal
+
+
+async def set_commission(
+    session: AsyncSession, *, admin: User, merchant_id: int, commission_bps: int, reason: str
+) -> Merchant:
+    """The platform's share of a merchant's orders from now on; orders settled before keep
+    theirs. Recorded in the audit log with the old and new rate."""
+    if not 0 <= commission_bps <= MAX_COMMISSION_BPS:
+        raise DomainError(
+            "invalid_commission", f"Commission is 0 to {MAX_COMMISSION_BPS} basis points.", 422
+        )
+    merchant = await session.get(Merchant, merchant_id)
+    if merchant is None:
+        raise NotFound("Merchant")
+    old = merchant.commission_bps
+    merchant.commission_bps = commission_bps
+    audit.record(
+        session,
+        actor_id=admin.id,
+        action="commission_changed",
+        subject_type="merchant",
+        subject_id=merchant_id,
+        merchant_id=merchant_id,
+        reason=reason[:200],
+        data={"from_bps": old, "to_bps": commission_bps},
+    )
+    await session.commit()
+    return merchant
