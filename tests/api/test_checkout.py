@@ -307,3 +307,70 @@ async def test_flash_sale_never_oversells_and_holds_the_limit_per_person(
         released = await checkout.release_expired(s, now=utcnow() + dt.timedelta(hours=1))
     assert released == 4
     assert (await client.get(f"/api/v1/flash-sales/{sale_id}")).json()["sold"] == 0
+
+
+async def test_coupon_limits_hold_when_many_check_out_at_once(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    world = await _shops(db, make_user)
+    owner = await auth_headers(world["owners"][1])
+    coupon = await client.post(
+        f"/api/v1/merchants/{world['merchants'][1].id}/promotions",
+        json={
+            "name": "Ten off",
+            "kind": "fixed",
+            "scope": "order",
+            "value": 1000,
+            "code": "TEN",
+            "total_uses": 5,
+            "budget_minor": 3000,  # the budget runs out first: three uses
+        },
+        headers=owner,
+    )
+    assert coupon.status_code == 201, coupon.text
+    buyers = [await _buyer(client, make_user, auth_headers) for _ in range(8)]
+    for _, headers, _ in buyers:
+        await client.put(
+            f"/api/v1/cart/items/{world['tea']}", json={"quantity": 1}, headers=headers
+        )
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                "/api/v1/orders", json={"address_id": address, "codes": ["TEN"]}, headers=headers
+            )
+            for _, headers, address in buyers
+        )
+    )
+    assert sum(a.status_code == 201 for a in answers) == 3, [a.text for a in answers]
+    # The others are told why: the coupon ran out while they checked out, or before.
+    refused = {(a.status_code, a.json()["code"]) for a in answers if a.status_code != 201}
+    assert refused <= {(409, "promotion_used_up"), (422, "coupon_not_applied")}, refused
+    listed = (
+        await client.get(f"/api/v1/merchants/{world['merchants'][1].id}/promotions", headers=owner)
+    ).json()
+    row = next(p for p in listed["items"] if p["code"] == "TEN")
+    assert (row["used"], row["spent_minor"]) == (3, 3000)
+    async with db.session() as s:
+        assert (await s.get(Variant, world["tea"])).stock == 10 - 3  # type: ignore[union-attr]
+
+
+async def test_placing_the_same_cart_twice_at_once_makes_one_set_of_orders(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    """A double tap on "Place order" without an Idempotency-Key: one order, stock taken once."""
+    world = await _shops(db, make_user)
+    _, headers, address = await _buyer(client, make_user, auth_headers)
+    await client.put(f"/api/v1/cart/items/{world['mug']}", json={"quantity": 2}, headers=headers)
+    answers = await asyncio.gather(
+        *(
+            client.post("/api/v1/orders", json={"address_id": address}, headers=headers)
+            for _ in range(4)
+        )
+    )
+    assert sorted(a.status_code for a in answers)[0] == 201
+    assert sum(a.status_code == 201 for a in answers) == 1, [a.text for a in answers]
+    assert {a.status_code for a in answers} <= {201, 409, 422}
+    mine = (await client.get("/api/v1/orders", headers=headers)).json()
+    assert len(mine["items"]) == 1
+    async with db.session() as s:
+        assert (await s.get(Variant, world["mug"])).stock == 5 - 2  # type: ignore[union-attr]

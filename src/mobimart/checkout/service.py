@@ -558,12 +558,16 @@ async def place(
             422,
         )
     _require_coupons(quote_)
+    # Claim the cart first: of two taps on "Place order" (or two devices), the second finds
+    # the lines gone and stops here; a failure below rolls the claim back with everything.
+    claimed = await session.execute(delete(CartLine).where(CartLine.cart_id == cart.id))
+    if claimed.rowcount != len(entries):  # type: ignore[attr-defined]
+        raise Conflict("cart_changed", "Your cart changed meanwhile; look at it again.")
     await take_stock(session, quote_.items)
     await take_promotions(session, quote_=quote_, user_id=user.id)
     orders = await write_orders(
         session, quote_=quote_, user=user, address=address, note=note, now=now
     )
-    await session.execute(delete(CartLine).where(CartLine.cart_id == cart.id))
     await session.commit()
     return orders
 
