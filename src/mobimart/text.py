@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
+
+from mobimart.errors import DomainError
+
 
 def clean(value: str, max_len: int) -> str:
     """No control or NUL characters (PostgreSQL refuses NUL), at most `max_len`, stripped."""
@@ -18,3 +23,11 @@ def money(minor: int, currency: str = "CNY") -> str:
     """An amount in minor units as people read it: 123456 -> ¥1,234.56."""
     symbol = "¥" if currency == "CNY" else currency + " "
     return f"{symbol}{minor // 100:,}.{minor % 100:02d}"
+
+
+def parse_amount(text: str) -> int:
+    """ "12.5" or "¥1,234.50" -> fen; anything else is refused with a message."""
+    typed = clean(text, 20).lstrip("¥").replace(",", "").strip()
+    if not re.fullmatch(r"\d{1,9}(\.\d{1,2})?", typed) or not int(Decimal(typed) * 100):
+        raise DomainError("invalid_amount", "Type an amount such as 12.50.", 422)
+    return int(Decimal(typed) * 100)

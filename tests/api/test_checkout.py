@@ -374,3 +374,34 @@ async def test_placing_the_same_cart_twice_at_once_makes_one_set_of_orders(
     assert len(mine["items"]) == 1
     async with db.session() as s:
         assert (await s.get(Variant, world["mug"])).stock == 5 - 2  # type: ignore[union-attr]
+
+
+async def test_flash_sale_retry_with_its_key_gets_the_order_after_the_sale_sells_out(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    world = await _shops(db, make_user)
+    now = utcnow()
+    sale = await client.post(
+        f"/api/v1/merchants/{world['merchants'][1].id}/flash-sales",
+        json={
+            "variant_id": world["tea"],
+            "price_minor": 990,
+            "quantity": 1,
+            "starts_at": (now - dt.timedelta(seconds=5)).isoformat(),
+            "ends_at": (now + dt.timedelta(hours=1)).isoformat(),
+        },
+        headers=await auth_headers(world["owners"][1]),
+    )
+    url = f"/api/v1/flash-sales/{sale.json()['id']}/orders"
+    _, headers, address = await _buyer(client, make_user, auth_headers)
+    keyed = {"Idempotency-Key": "grab-the-tea", **headers}
+    first = await client.post(url, json={"address_id": address}, headers=keyed)
+    assert first.status_code == 201, first.text
+    retry = await client.post(url, json={"address_id": address}, headers=keyed)  # lost answer
+    assert retry.status_code == 201, retry.text
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json()["id"] == first.json()["id"]
+    _, other, other_address = await _buyer(client, make_user, auth_headers)
+    late = await client.post(url, json={"address_id": other_address}, headers=other)
+    assert late.status_code == 409
+    assert late.json()["code"] == "sold_out"

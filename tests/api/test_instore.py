@@ -540,7 +540,7 @@ async def test_till_page_makes_a_qr_and_charges_a_code(
 
 def test_amounts_typed_at_the_till() -> None:
     from mobimart.errors import DomainError
-    from mobimart.payments.pages import parse_amount
+    from mobimart.text import parse_amount
 
     assert parse_amount("12.5") == 1250
     assert parse_amount(" ¥1,234.56 ") == 123456

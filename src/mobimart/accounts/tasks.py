@@ -9,7 +9,7 @@ from sqlalchemy import delete
 
 from mobimart.accounts.models import AuthToken, OtpCode
 from mobimart.db import Database, utcnow
-from mobimart.infra import throttle
+from mobimart.infra import idempotency, throttle
 from mobimart.infra.jobs import huey, run_with_db
 
 # Spent codes are kept a day, for support questions ("I never got my code").
@@ -26,6 +26,8 @@ async def purge_expired(database: Database) -> tuple[int, int, int]:
         )
         # Every limit's window is an hour: a day-old counter limits nothing.
         counters = await throttle.purge(session, older_than=OTP_KEEP)
+        # Idempotency keys are replayed for a day; a client retrying later is not retrying.
+        await idempotency.purge(session)
         await session.commit()
     return codes.rowcount, tokens.rowcount, counters  # type: ignore[attr-defined]
 

@@ -11,7 +11,6 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.accounts.models import User
-from mobimart.catalog.importing import parse_price
 from mobimart.checkout import service as checkout
 from mobimart.checkout import views
 from mobimart.checkout.pages import STATUS_TABS
@@ -20,7 +19,7 @@ from mobimart.logistics import service as logistics
 from mobimart.logistics.domain import CARRIERS, TrackingStatus
 from mobimart.merchants import service as merchants
 from mobimart.payments import service as payments
-from mobimart.text import clean
+from mobimart.text import clean, parse_amount
 from mobimart.web.deps import PageUser, Session
 from mobimart.web.forms import message_of, see_other
 from mobimart.web.i18n import gettext_ as _
@@ -211,7 +210,7 @@ async def refund(
             session,
             merchant_id=merchant_id,
             order_id=order_id,
-            amount_minor=parse_price(amount) if amount.strip() else None,
+            amount_minor=parse_amount(amount) if amount.strip() else None,
             reason=clean(reason, 200),
             actor=user,
             seen_refunded=seen_refunded,

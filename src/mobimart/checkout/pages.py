@@ -11,7 +11,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.accounts.models import User
-from mobimart.catalog.importing import parse_price
 from mobimart.catalog.models import Shop
 from mobimart.checkout import service as checkout
 from mobimart.checkout import views
@@ -25,7 +24,7 @@ from mobimart.payments import domain as money_domain
 from mobimart.payments import ledger
 from mobimart.payments import service as payments
 from mobimart.settings import get_settings
-from mobimart.text import clean
+from mobimart.text import clean, parse_amount
 from mobimart.web.deps import OptionalPageUser, PageUser, Session
 from mobimart.web.forms import message_of, see_other
 from mobimart.web.i18n import gettext_ as _
@@ -540,7 +539,7 @@ async def top_up(
         _payment, url = await payments.start_top_up(
             session,
             user=user,
-            amount_minor=parse_price(amount),
+            amount_minor=parse_amount(amount),
             return_url=get_settings().base_url + "/me/wallet",
         )
     except DomainError as exc:

@@ -28,6 +28,7 @@ from mobimart.promotions import domain as pricing
 from mobimart.promotions import service as promotions
 from mobimart.settings import get_settings
 from mobimart.text import clean, clean_name
+from mobimart.webhooks import service as webhooks
 
 MAX_LINES = 50
 MAX_QUANTITY = 99
@@ -679,7 +680,7 @@ async def move(session: AsyncSession, *, order: Order, target: Status, **stamps:
 
 
 async def release(session: AsyncSession, *, order: Order, reason: str) -> bool:
-    """Cancel an unpaid order and give back what it held: stock, flash-sale units,
+    """Cancel an order that has not shipped and give back what it held: stock, flash-sale units,
     promotion uses and budget. False when it was paid (or cancelled) meanwhile."""
     from mobimart.promotions import flashsale
 
@@ -702,10 +703,34 @@ async def release(session: AsyncSession, *, order: Order, reason: str) -> bool:
     for d in (await discounts_of(session, [order.id]))[order.id]:
         if d.promotion_id is not None:
             given[d.promotion_id] += d.amount_minor
+    # A checkout takes one use of a promotion however many shops' orders share it: the use
+    # comes back with the last of them, the budget with each.
+    still_used = set(
+        await session.scalars(
+            select(OrderDiscount.promotion_id)
+            .join(Order, Order.id == OrderDiscount.order_id)
+            .where(
+                Order.checkout_ref == order.checkout_ref,
+                Order.id != order.id,
+                Order.status != Status.cancelled.value,
+                OrderDiscount.promotion_id.in_(list(given)),
+            )
+        )
+    )
     for promotion_id, amount in sorted(given.items()):
         await promotions.give_back(
-            session, promotion_id=promotion_id, amount=amount, user_id=order.user_id
+            session,
+            promotion_id=promotion_id,
+            amount=amount,
+            user_id=order.user_id,
+            uses=0 if promotion_id in still_used else 1,
         )
+    await webhooks.emit(
+        session,
+        merchant_id=order.merchant_id,
+        event="order.cancelled",
+        data={"order": order.number, "reason": reason},
+    )
     return True
 
 

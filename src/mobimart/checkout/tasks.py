@@ -1,6 +1,7 @@
 """Order housekeeping every minute: unpaid orders give their stock back, ended flash sales
 return their unsold units, orders delivered `auto_complete_days` ago complete (settling their
-merchants), and merchants' webhooks go out (first tries and retries)."""
+merchants), gateway refunds the provider did not confirm are asked again, and merchants'
+webhooks go out (first tries and retries)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from mobimart.checkout import service as checkout
 from mobimart.db import Database
 from mobimart.infra.jobs import huey, run_with_db
 from mobimart.logistics import service as logistics
+from mobimart.payments import service as payments
 from mobimart.promotions import flashsale
 from mobimart.webhooks import service as webhooks
 
@@ -21,6 +23,8 @@ async def housekeeping(database: Database) -> dict[str, int]:
         closed = await flashsale.close_ended(session)
     async with database.session() as session:
         completed = await logistics.complete_delivered(session)
+    async with database.session() as session:
+        refunds = await payments.retry_refunds(session)
     sent = 0
     async with database.session() as session:
         for delivery_id in await webhooks.due(session):
@@ -29,6 +33,7 @@ async def housekeeping(database: Database) -> dict[str, int]:
         "released": released,
         "closed": closed,
         "completed": completed,
+        "refunds_retried": refunds,
         "webhooks_delivered": sent,
     }
 

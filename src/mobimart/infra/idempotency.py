@@ -124,6 +124,23 @@ async def run(
     return _response(status, result, replayed=False)
 
 
+async def previous(
+    session: AsyncSession, *, user_id: int, scope: str, key: str | None, request: Any
+) -> JSONResponse | None:
+    """The first answer under this key, if there is one: for routes that refuse late
+    requests before doing the work (a sold-out sale), so a retry still gets its answer."""
+    if key is None:
+        return None
+    where = (
+        IdempotencyRecord.user_id == user_id,
+        IdempotencyRecord.scope == scope,
+        IdempotencyRecord.key == key,
+    )
+    if await session.scalar(select(IdempotencyRecord.id).where(*where)) is None:
+        return None  # the usual case, answered without ending the caller's transaction
+    return await _replay(session, where, _digest(request))
+
+
 async def _replay(session: AsyncSession, where: Any, digest: str) -> JSONResponse | None:
     deadline = asyncio.get_running_loop().time() + _WAIT_S
     while True:

@@ -3,8 +3,6 @@ pay-for-me pages (the link a buyer sends, the page the friend pays on)."""
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Query, Request
@@ -19,7 +17,7 @@ from mobimart.merchants.models import Merchant
 from mobimart.payments import instore, share
 from mobimart.payments import service as payments
 from mobimart.payments.models import Payment
-from mobimart.text import clean
+from mobimart.text import clean, parse_amount
 from mobimart.web.deps import OptionalPageUser, PageUser, Session
 from mobimart.web.forms import message_of, see_other
 from mobimart.web.i18n import gettext_ as _
@@ -31,14 +29,6 @@ router = APIRouter()
 Csrf = Annotated[str, Form(max_length=200)]
 Text = Annotated[str, Form(max_length=200)]
 Token = Annotated[str, Path(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
-
-
-def parse_amount(text: str) -> int:
-    """ "12.5" or "¥1,234.50" -> fen; anything else is refused with a message."""
-    typed = clean(text, 20).lstrip("¥").replace(",", "").strip()
-    if not re.fullmatch(r"\d{1,9}(\.\d{1,2})?", typed) or not int(Decimal(typed) * 100):
-        raise DomainError("invalid_amount", "Type an amount such as 12.50.", 422)
-    return int(Decimal(typed) * 100)
 
 
 def _private(response: Response) -> Response:

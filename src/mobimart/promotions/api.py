@@ -135,6 +135,10 @@ async def buy_flash_sale(
 ) -> object:
     """Buy at the flash price: an order held for payment like any other. 409 `sold_out`,
     `limit_reached`, `not_started` or `ended` say why not."""
+    scope = f"POST /flash-sales/{sale_id}/orders"
+    first = await idempotency.previous(session, user_id=user.id, scope=scope, key=key, request=body)
+    if first is not None:  # a retry of a purchase made before the sale sold out
+        return first
     await flashsale.check_open(session, sale_id=sale_id)  # before the key's write
     await session.commit()  # end the read (keeping loaded objects): the write starts afresh
 
@@ -151,7 +155,7 @@ async def buy_flash_sale(
     return await idempotency.run(
         session,
         user_id=user.id,
-        scope=f"POST /flash-sales/{sale_id}/orders",
+        scope=scope,
         key=key,
         request=body,
         work=work,
