@@ -405,3 +405,44 @@ async def test_flash_sale_retry_with_its_key_gets_the_order_after_the_sale_sells
     late = await client.post(url, json={"address_id": other_address}, headers=other)
     assert late.status_code == 409
     assert late.json()["code"] == "sold_out"
+
+
+async def test_a_coupon_use_comes_back_only_with_the_last_order_of_its_checkout(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    world = await _shops(db, make_user)
+    admin = await auth_headers(world["admin"])
+    coupon = await client.post(
+        "/api/v1/admin/promotions",
+        json={
+            "name": "Site five",
+            "kind": "fixed",
+            "scope": "order",
+            "value": 500,
+            "code": "SITE5",
+            "per_person": 1,
+        },
+        headers=admin,
+    )
+    assert coupon.status_code == 201, coupon.text
+    _, headers, address = await _buyer(client, make_user, auth_headers)
+
+    async def check_out() -> httpx.Response:
+        for item in ("mug", "tea"):
+            await client.put(
+                f"/api/v1/cart/items/{world[item]}", json={"quantity": 1}, headers=headers
+            )
+        return await client.post(
+            "/api/v1/orders", json={"address_id": address, "codes": ["SITE5"]}, headers=headers
+        )
+
+    placed = await check_out()
+    assert placed.status_code == 201, placed.text
+    first, second = (o["id"] for o in placed.json()["orders"])  # one per shop, both discounted
+    await client.post(f"/api/v1/orders/{first}/cancel", headers=headers)
+    refused = await check_out()  # the other order still carries the coupon
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "coupon_not_applied"
+    await client.post(f"/api/v1/orders/{second}/cancel", headers=headers)
+    again = await check_out()
+    assert again.status_code == 201, again.text
