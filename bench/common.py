@@ -1,7 +1,10 @@
-"""What every benchmark needs: a real server process, a ceiling app, wrk, and the summary line."""
+"""What every benchmark needs: a real server process, a ceiling app, wrk, and the summary line;
+and for the ones that buy: a migrated scratch database (SQLite file or PostgreSQL database),
+buyers with tokens, addresses and wallet money."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
@@ -13,10 +16,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from mobimart.infra.pii import new_key_spec
+
+if TYPE_CHECKING:
+    from mobimart.db import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -136,3 +143,111 @@ def wrk(
 
 def scratch_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="mobimart-bench-"))
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The value below which a share `q` of `values` lies (nearest rank)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else 0.0
+
+
+async def migrated(env: dict[str, str]) -> Database:
+    """Take `env` as this process's settings, migrate its database and open it; the caller
+    disposes of it. Modules reading settings are imported after this."""
+    os.environ.update(env)
+    from mobimart.db import Database
+    from mobimart.infra.pii import get_vault
+    from mobimart.migrate import upgrade
+    from mobimart.settings import get_settings
+
+    get_settings.cache_clear()
+    get_vault.cache_clear()
+    await asyncio.to_thread(upgrade, env["MOBIMART_DATABASE_URL"])
+    return Database(env["MOBIMART_DATABASE_URL"])
+
+
+@dataclass(frozen=True)
+class Buyer:
+    user_id: int
+    token: str
+    address_id: int
+
+
+async def make_buyers(database: Database, count: int, *, wallet_minor: int = 0) -> list[Buyer]:
+    """`count` people with a default address and an API token each, and `wallet_minor` in
+    their wallets posted to the ledger as a gateway top-up would post it."""
+    from mobimart.accounts import service as accounts
+    from mobimart.accounts.models import User
+    from mobimart.checkout.models import Address
+    from mobimart.payments import domain, ledger
+    from mobimart.settings import get_settings
+
+    people: list[tuple[int, int]] = []
+    async with database.session() as s:
+        for n in range(count):
+            phone = f"+86139{n:08d}"
+            user = User(phone=phone, phone_hash=accounts.phone_hash(phone))
+            s.add(user)
+            await s.flush()
+            address = Address(
+                user_id=user.id,
+                recipient=f"Buyer {n}",
+                phone=phone,
+                region="上海市",
+                detail=f"{n} 号",
+                is_default=True,
+            )
+            s.add(address)
+            await s.flush()
+            if wallet_minor:
+                await ledger.post(
+                    s,
+                    kind="top_up",
+                    reference=f"bench:{user.id}",
+                    currency=get_settings().default_currency,
+                    legs=domain.top_up(wallet_minor, user_id=user.id),
+                )
+            people.append((user.id, address.id))
+        await s.commit()
+    buyers: list[Buyer] = []
+    async with database.session() as s:
+        for user_id, address_id in people:
+            user = await s.get(User, user_id)
+            assert user is not None
+            token, _ = await accounts.issue_token(s, user=user, kind="api")
+            buyers.append(Buyer(user_id, token, address_id))
+    return buyers
+
+
+async def _admin(admin_url: str, sql: str) -> None:
+    from sqlalchemy import text
+
+    from mobimart.db import Database
+
+    database = Database(admin_url, null_pool=True)
+    try:
+        async with database.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(sql))
+    finally:
+        await database.dispose()
+
+
+@contextmanager
+def scratch_postgres(admin_url: str) -> Iterator[str]:
+    """A fresh PostgreSQL database next to `admin_url`'s, dropped afterwards."""
+    name = f"mobimart_bench_{os.urandom(4).hex()}"
+    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        asyncio.run(_admin(admin_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+def redis_reachable(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=2).ping())
+    except redis.RedisError:
+        return False

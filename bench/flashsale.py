@@ -17,41 +17,40 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import os
 import time
 import uuid
 from dataclasses import dataclass
 
 import httpx
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
-from bench.common import production_env, say, scratch_dir, serve
+from bench.common import (
+    Buyer,
+    make_buyers,
+    migrated,
+    percentile,
+    production_env,
+    redis_reachable,
+    say,
+    scratch_dir,
+    scratch_postgres,
+    serve,
+)
 
 
 @dataclass(frozen=True)
 class World:
     sale_id: int
-    buyers: list[tuple[str, int]]  # (token, address)
+    buyers: list[Buyer]
 
 
 async def _seed(env: dict[str, str], buyers: int, stock: int) -> World:
     """Demo shops, a flash sale and the buyers, through the real services."""
-    os.environ.update(env)
-    from mobimart.accounts import service as accounts
-    from mobimart.accounts.models import User
+    database = await migrated(env)
     from mobimart.catalog.models import Variant
-    from mobimart.checkout.models import Address
-    from mobimart.db import Database
     from mobimart.demo import load as demo
-    from mobimart.infra.pii import get_vault
-    from mobimart.migrate import upgrade
     from mobimart.promotions import flashsale
-    from mobimart.settings import get_settings
 
-    get_settings.cache_clear()
-    get_vault.cache_clear()
-    await asyncio.to_thread(upgrade, env["MOBIMART_DATABASE_URL"])
-    database = Database(env["MOBIMART_DATABASE_URL"])
     try:
         await demo.load(database)
         async with database.session() as s:
@@ -73,33 +72,7 @@ async def _seed(env: dict[str, str], buyers: int, stock: int) -> World:
                     ends_at=now + dt.timedelta(hours=1),
                 ),
             )
-        people: list[tuple[str, int]] = []
-        async with database.session() as s:
-            for n in range(buyers):
-                phone = f"+86139{n:08d}"
-                user = User(phone=phone, phone_hash=accounts.phone_hash(phone))
-                s.add(user)
-                await s.flush()
-                address = Address(
-                    user_id=user.id,
-                    recipient=f"Buyer {n}",
-                    phone=phone,
-                    region="上海市",
-                    detail=f"{n} 号",
-                    is_default=True,
-                )
-                s.add(address)
-                await s.flush()
-                people.append((str(user.id), address.id))
-            await s.commit()
-        tokens: list[tuple[str, int]] = []
-        async with database.session() as s:
-            for user_id, address_id in people:
-                user = await s.get(User, int(user_id))
-                assert user is not None
-                token, _ = await accounts.issue_token(s, user=user, kind="api")
-                tokens.append((token, address_id))
-        return World(sale.id, tokens)
+        return World(sale.id, await make_buyers(database, buyers))
     finally:
         await database.dispose()
 
@@ -143,14 +116,14 @@ async def _crowd(url: str, world: World) -> Run:
     limits = httpx.Limits(max_connections=len(world.buyers), max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
 
-        async def buy(token: str, address_id: int) -> None:
+        async def buy(buyer: Buyer) -> None:
             await start.wait()
             began = time.perf_counter()
             response = await client.post(
                 f"/api/v1/flash-sales/{world.sale_id}/orders",
-                json={"address_id": address_id},
+                json={"address_id": buyer.address_id},
                 headers={
-                    "Authorization": f"Bearer {token}",
+                    "Authorization": f"Bearer {buyer.token}",
                     "Idempotency-Key": uuid.uuid4().hex,
                 },
             )
@@ -160,12 +133,11 @@ async def _crowd(url: str, world: World) -> Run:
             code = response.json().get("code", "") if response.status_code >= 400 else ""
             statuses.append((response.status_code, code))
 
-        tasks = [asyncio.create_task(buy(t, a)) for t, a in world.buyers]
+        tasks = [asyncio.create_task(buy(b)) for b in world.buyers]
         await asyncio.sleep(0.5)
         t0 = time.perf_counter()
         start.set()
         await asyncio.gather(*tasks)
-    latencies.sort()
     other: dict[int, int] = {}
     for status, code in statuses:
         if status not in (201,) and code != "sold_out":
@@ -175,7 +147,7 @@ async def _crowd(url: str, world: World) -> Run:
         sold_out=sum(1 for _, c in statuses if c == "sold_out"),
         other=other,
         seconds=max(finished) - t0,
-        p99_ms=latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        p99_ms=percentile(latencies, 0.99),
     )
 
 
@@ -204,27 +176,6 @@ def measure(db: str, database_url: str, args: argparse.Namespace, redis_url: str
     )
 
 
-async def _pg(admin_url: str, sql: str) -> None:
-    from mobimart.db import Database
-
-    database = Database(admin_url, null_pool=True)
-    try:
-        async with database.engine.connect() as conn:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(sql))
-    finally:
-        await database.dispose()
-
-
-def _redis(url: str) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(url, socket_timeout=2).ping())
-    except redis.RedisError:
-        return False
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--buyers", type=int, default=2000)
@@ -237,14 +188,9 @@ def main() -> None:
 
     lines = [measure("sqlite", f"sqlite+aiosqlite:///{scratch_dir()}/bench.db", args, None)]
     if not args.no_pg:
-        redis_url = None if args.no_redis or not _redis(args.redis) else args.redis
-        name = f"mobimart_bench_{uuid.uuid4().hex[:8]}"
-        asyncio.run(_pg(args.pg, f'CREATE DATABASE "{name}"'))
-        try:
-            url = args.pg.rsplit("/", 1)[0] + "/" + name
+        redis_url = None if args.no_redis or not redis_reachable(args.redis) else args.redis
+        with scratch_postgres(args.pg) as url:
             lines.append(measure("postgresql", url, args, redis_url))
-        finally:
-            asyncio.run(_pg(args.pg, f'DROP DATABASE "{name}" WITH (FORCE)'))
     for line in lines:
         print(line, flush=True)
 

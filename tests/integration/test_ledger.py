@@ -99,3 +99,22 @@ async def test_check_finds_a_tampered_balance_and_the_command_says_so(
             update(LedgerAccount).where(LedgerAccount.owner_id == user.id).values(balance_minor=700)
         )
         await s.commit()
+
+
+async def test_platform_accounts_hold_more_than_32_bits(db: Database, make_user: Any) -> None:
+    """The gateway's clearing account sums every top-up on the platform: past ¥21,474,836.47
+    a 32-bit column would refuse the next posting."""
+    users = [await make_user(), await make_user()]
+    async with db.session() as s:
+        for n, user in enumerate(users):
+            await ledger.post(
+                s,
+                kind="top_up",
+                reference=f"big:{n}",
+                currency="CNY",
+                legs=domain.top_up(2_000_000_000, user_id=user.id),
+            )
+        await s.commit()
+    async with db.session() as s:
+        assert await ledger.balance(s, domain.CLEARING, "CNY") == -4_000_000_000
+        assert (await ledger.check(s)).ok

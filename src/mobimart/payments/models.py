@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mobimart.db import Base, utcnow
@@ -18,7 +18,7 @@ class LedgerAccount(Base):
     kind: Mapped[str] = mapped_column(String(20))
     owner_id: Mapped[int] = mapped_column(default=0)  # user (wallet) or merchant; 0: platform
     currency: Mapped[str] = mapped_column(String(3))
-    balance_minor: Mapped[int] = mapped_column(default=0)
+    balance_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     allow_negative: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -43,8 +43,8 @@ class LedgerEntry(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     transaction_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), index=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("ledger_accounts.id"))
-    amount_minor: Mapped[int]
-    balance_after_minor: Mapped[int]
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    balance_after_minor: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 

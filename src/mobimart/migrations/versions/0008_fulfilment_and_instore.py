@@ -1,12 +1,13 @@
-"""fulfilment and in-store payments
+"""fulfilment, in-store payments, 64-bit ledger amounts
 
 Revision ID: 0008
 Revises: 0007
-Create Date: 2026-11-26 09:00:00.000000
+Create Date: 2026-12-01 06:00:00.000000
 """
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
@@ -15,7 +16,19 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# The platform's accounts (commission, the gateway's clearing account) add up every order on
+# the platform: 32 bits end at ¥21,474,836.47.
+_LEDGER_AMOUNTS = (
+    ("ledger_accounts", "balance_minor"),
+    ("ledger_entries", "amount_minor"),
+    ("ledger_entries", "balance_after_minor"),
+)
+
+
 def upgrade() -> None:
+    for table, column in _LEDGER_AMOUNTS:
+        with op.batch_alter_table(table) as batch_op:
+            batch_op.alter_column(column, type_=sa.BigInteger(), existing_nullable=False)
     # Carriers' callbacks find a parcel by carrier and tracking number.
     with op.batch_alter_table("shipments", schema=None) as batch_op:
         batch_op.create_index(
@@ -24,5 +37,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    for table, column in _LEDGER_AMOUNTS:
+        with op.batch_alter_table(table) as batch_op:
+            batch_op.alter_column(column, type_=sa.Integer(), existing_nullable=False)
     with op.batch_alter_table("shipments", schema=None) as batch_op:
         batch_op.drop_index("ix_shipments_carrier_tracking_number")
