@@ -1,11 +1,11 @@
-"""Order rules. Pure: the lifecycle, shipping fees and splitting one checkout by shop."""
+"""Order rules. Pure: the lifecycle, shipping fees and their discounts, order numbers."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
 
-from mobimart.promotions.domain import Discount, Priced, spread
+from mobimart.promotions.domain import Discount, spread
 
 
 class Status(enum.StrEnum):
@@ -51,14 +51,3 @@ def order_number(order_id: int, year: int) -> str:
     """Readable on the phone and over it: MM2026-000123."""
     return f"MM{year}-{order_id:06d}"
 
-
-def shop_totals(priced: Priced) -> dict[int, tuple[int, int]]:
-    """shop -> (subtotal, item discounts)."""
-    totals: dict[int, tuple[int, int]] = {}
-    for line in priced.lines:
-        sub, off = totals.get(line.line.shop_id, (0, 0))
-        totals[line.line.shop_id] = (
-            sub + line.subtotal,
-            off + sum(d.amount for d in line.discounts),
-        )
-    return totals

@@ -3,6 +3,7 @@ pay-for-me pages (the link a buyer sends, the page the friend pays on)."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Query, Request
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mobimart.accounts.models import User
 from mobimart.db import utcnow
 from mobimart.errors import DomainError, NotFound
+from mobimart.infra import idempotency
 from mobimart.merchants import service as merchants
 from mobimart.merchants.models import Merchant
 from mobimart.payments import instore, share
@@ -406,6 +408,7 @@ async def _money_page(
             "income_max": max((amount for _, amount in income), default=0),
             "entries": entries,
             "next_cursor": next_cursor,
+            "request_key": secrets.token_urlsafe(16),
             "notice": notice,
             "error": error,
         },
@@ -434,12 +437,27 @@ async def request_payout(
     session: Session,
     csrf_token: Csrf,
     amount: Annotated[str, Form(max_length=20)],
+    request_key: Annotated[str, Form(min_length=16, max_length=64)],
 ) -> Response:
     verify_csrf(request, csrf_token)
     await merchants.require_owner(session, merchant_id=merchant_id, user=user)
     try:
-        await payments.request_payout(
-            session, merchant_id=merchant_id, amount_minor=parse_amount(amount), actor=user
+        amount_minor = parse_amount(amount)
+
+        async def work() -> dict[str, int]:
+            payout = await payments.request_payout(
+                session, merchant_id=merchant_id, amount_minor=amount_minor, actor=user
+            )
+            return {"payout_id": payout.id}
+
+        # The form's own key: sent twice (a double tap, a reload), it pays out once.
+        await idempotency.run(
+            session,
+            user_id=user.id,
+            scope=f"page payout {merchant_id}",
+            key=request_key,
+            request={"amount_minor": amount_minor},
+            work=work,
         )
     except DomainError as exc:
         await _forget(session, user)

@@ -28,11 +28,6 @@ _UNSIGNED = frozenset({"sign", "sign_type"})
 
 
 @dataclass(frozen=True)
-class Checkout:
-    redirect_url: str
-
-
-@dataclass(frozen=True)
 class Notification:
     trade_no: str
     gateway_trade_no: str
