@@ -237,3 +237,53 @@ async def test_only_the_owner_manages_endpoints(
     (dropped,) = (await client.get(f"{gone}/deliveries", headers=owner)).json()["items"]
     assert (dropped["status"], dropped["attempts"]) == ("failed", 0)
     assert dropped["last_error"] == "endpoint deleted"
+
+
+@pytest.mark.parametrize(
+    ("address", "is_public"),
+    [
+        ("93.184.216.34", True),
+        ("2606:2800:220:1::1", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("169.254.169.254", False),  # cloud metadata services
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("not an address", False),
+    ],
+)
+def test_only_public_addresses_are_webhook_targets(address: str, is_public: bool) -> None:
+    from mobimart.webhooks import domain
+
+    assert domain.public(address) is is_public
+
+
+async def test_in_production_webhooks_never_reach_our_own_network(
+    client: httpx.AsyncClient,
+    db: Database,
+    make_user: Any,
+    auth_headers: Any,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mobimart.settings import get_settings
+
+    w = await _paid_with_hook(client, db, make_user, auth_headers, receiver.url)
+    monkeypatch.setattr(get_settings(), "environment", "production")
+    add = f"/api/v1/merchants/{w['merchant']}/webhooks"
+    for url in ("http://127.0.0.1:8000/admin", "http://169.254.169.254/latest/meta-data"):
+        refused = await client.post(
+            add, json={"url": url, "events": ["order.paid"]}, headers=w["owner"]
+        )
+        assert refused.status_code == 422, refused.text
+    allowed = await client.post(
+        add,
+        json={"url": "https://93.184.216.34/hooks", "events": ["order.paid"]},
+        headers=w["owner"],
+    )
+    assert allowed.status_code == 201, allowed.text
+    # The endpoint added in development, on 127.0.0.1, gets nothing now.
+    await housekeeping(db)
+    assert receiver.requests == []
+    log = (await client.get(f"{w['base']}/deliveries", headers=w["owner"])).json()
+    assert log["items"][0]["last_error"] == "PermissionError"

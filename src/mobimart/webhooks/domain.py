@@ -9,6 +9,7 @@ timestamps older than five minutes (a replayed capture); docs/webhooks.md shows 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 
 EVENTS = (
     "order.paid",
@@ -28,3 +29,12 @@ def next_attempt(attempts: int, now: dt.datetime) -> dt.datetime | None:
     if attempts > len(BACKOFF_MIN):
         return None
     return now + dt.timedelta(minutes=BACKOFF_MIN[attempts - 1])
+
+
+def public(address: str) -> bool:
+    """True for an address on the public internet: a merchant's webhook URL must not make our
+    worker call into our own network (loopback, private ranges, link-local metadata services)."""
+    try:
+        return ipaddress.ip_address(address.split("%")[0]).is_global
+    except ValueError:
+        return False

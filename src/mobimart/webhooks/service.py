@@ -8,6 +8,7 @@ with backoff; a delivery keeps its id across retries so receivers can drop dupli
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -22,6 +23,7 @@ from mobimart import signing
 from mobimart.db import utcnow
 from mobimart.errors import Conflict, DomainError, NotFound
 from mobimart.infra import http
+from mobimart.settings import get_settings
 from mobimart.webhooks import domain
 from mobimart.webhooks.models import WebhookDelivery, WebhookEndpoint
 
@@ -35,6 +37,21 @@ def _check_url(url: str) -> str:
     return url.strip()
 
 
+async def _private_target(url: str) -> bool:
+    """In production, whether the URL's host is, or resolves to, an address outside the public
+    internet. Checked when an endpoint is added and again before every delivery, since DNS
+    answers change; development and tests deliver to local receivers."""
+    if not get_settings().is_production:
+        return False
+    parts = urlsplit(url)
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        found = await asyncio.get_running_loop().getaddrinfo(parts.hostname, port)
+    except (OSError, ValueError):
+        return True  # unresolvable now: nothing to send to
+    return not found or any(not domain.public(str(info[4][0])) for info in found)
+
+
 async def create_endpoint(
     session: AsyncSession, *, merchant_id: int, url: str, events: list[str]
 ) -> WebhookEndpoint:
@@ -44,9 +61,14 @@ async def create_endpoint(
     count = len(await endpoints(session, merchant_id=merchant_id))
     if count >= MAX_ENDPOINTS:
         raise DomainError("too_many_endpoints", f"At most {MAX_ENDPOINTS} endpoints.", 422)
+    checked = _check_url(url)
+    if await _private_target(checked):
+        raise DomainError(
+            "invalid_url", "Webhooks go to a public address that resolves on the internet.", 422
+        )
     endpoint = WebhookEndpoint(
         merchant_id=merchant_id,
-        url=_check_url(url),
+        url=checked,
         secret="whsec_" + secrets.token_urlsafe(24),
         events=sorted(set(events)),
     )
@@ -176,6 +198,8 @@ async def send(session: AsyncSession, *, delivery_id: int) -> bool:
     status: int | None = None
     error = ""
     try:
+        if await _private_target(endpoint.url):
+            raise PermissionError("not a public address")
         async with http.client() as client:
             response = await client.post(endpoint.url, content=body, headers=headers)
         status = response.status_code
