@@ -446,3 +446,43 @@ async def test_a_coupon_use_comes_back_only_with_the_last_order_of_its_checkout(
     await client.post(f"/api/v1/orders/{second}/cancel", headers=headers)
     again = await check_out()
     assert again.status_code == 201, again.text
+
+
+async def test_an_ended_flash_sale_returns_every_unit_it_did_not_sell(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    from mobimart.promotions import flashsale
+
+    world = await _shops(db, make_user)
+    now = utcnow()
+    sale = await client.post(
+        f"/api/v1/merchants/{world['merchants'][1].id}/flash-sales",
+        json={
+            "variant_id": world["tea"],
+            "price_minor": 990,
+            "quantity": 3,
+            "starts_at": (now - dt.timedelta(seconds=5)).isoformat(),
+            "ends_at": (now + dt.timedelta(hours=1)).isoformat(),
+        },
+        headers=await auth_headers(world["owners"][1]),
+    )
+    url = f"/api/v1/flash-sales/{sale.json()['id']}/orders"
+    _, keeper, a1 = await _buyer(client, make_user, auth_headers)
+    _, quitter, a2 = await _buyer(client, make_user, auth_headers)
+    kept = await client.post(url, json={"address_id": a1}, headers=keeper)
+    dropped = await client.post(url, json={"address_id": a2}, headers=quitter)
+    await client.post(f"/api/v1/orders/{dropped.json()['id']}/cancel", headers=quitter)
+
+    async def stock() -> int:
+        async with db.session() as s:
+            return (await s.get(Variant, world["tea"])).stock  # type: ignore[union-attr]
+
+    assert await stock() == 10 - 3
+    async with db.session() as s:
+        assert await flashsale.close_ended(s, now=now + dt.timedelta(hours=2)) == 1
+    assert await stock() == 10 - 1  # the unsold two (one of them given back) are in stock
+    async with db.session() as s:
+        assert await flashsale.close_ended(s, now=now + dt.timedelta(hours=2)) == 0
+    # The kept order is cancelled after the close: its unit goes to the stock, not the sale.
+    await client.post(f"/api/v1/orders/{kept.json()['id']}/cancel", headers=keeper)
+    assert await stock() == 10

@@ -294,7 +294,15 @@ async def buy(
 async def give_back(session: AsyncSession, *, sale_id: int, user_id: int, quantity: int) -> None:
     """Called when an unpaid flash order is cancelled, in its transaction."""
     sale = await get(session, sale_id=sale_id)
-    if sale.closed_at is None:
+    # Whether the sale is still open is decided by a write on its row, which waits for a
+    # closing in progress: the unit goes to the sale or to the stock, never to neither.
+    still_open = await session.execute(
+        update(FlashSale)
+        .where(FlashSale.id == sale.id, FlashSale.closed_at.is_(None))
+        .values(closed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    if still_open.rowcount == 1:  # type: ignore[attr-defined]
         await counter().give_back(session, sale, user_id, quantity)
     else:  # the sale is over: the unit goes back to the variant's stock
         await session.execute(
@@ -325,19 +333,28 @@ async def close_ended(session: AsyncSession, *, now: dt.datetime | None = None) 
             )
         )
     ):
+        # Close first, then count: a cancellation racing with this either gave its unit back
+        # to the sale before the close (and is not counted as sold) or sees the sale closed
+        # and returns the unit to the stock itself.
+        result = await session.execute(
+            update(FlashSale)
+            .where(FlashSale.id == sale.id, FlashSale.closed_at.is_(None))
+            .values(closed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            continue  # closed by another worker
         sold = await session.scalar(
             select(func.coalesce(func.sum(OrderLine.quantity), 0))
             .join(Order, Order.id == OrderLine.order_id)
             .where(OrderLine.flash_sale_id == sale.id, Order.status != Status.cancelled.value)
         )
-        result = await session.execute(
+        await session.execute(
             update(FlashSale)
-            .where(FlashSale.id == sale.id, FlashSale.closed_at.is_(None))
-            .values(closed_at=now, sold=sold)
+            .where(FlashSale.id == sale.id)
+            .values(sold=sold)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            continue
         unsold = sale.quantity - int(sold or 0)
         if unsold > 0:
             await session.execute(
