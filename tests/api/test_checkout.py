@@ -9,6 +9,7 @@ import itertools
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from mobimart.accounts.models import User
@@ -20,7 +21,11 @@ from mobimart.db import Database, utcnow
 from mobimart.merchants.models import Merchant
 from mobimart.payments import ledger
 from mobimart.payments.models import Payment
+from mobimart.promotions.models import FlashSale
+from mobimart.settings import get_settings
 from tests import factories
+from tests.conftest import absent
+from tests.integration.test_jobs import REDIS_URL
 
 _refs = itertools.count(1)
 
@@ -255,8 +260,26 @@ async def test_refunds_go_back_to_the_wallet_in_parts_and_in_full(
         assert (await ledger.check(s)).ok
 
 
+@pytest.fixture(params=["database", "redis"])
+def flash_counter(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where flash sales count: the database (default) or Redis (`MOBIMART_REDIS_URL`)."""
+    if request.param == "redis":
+        import redis
+
+        try:
+            redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping()
+        except redis.RedisError:
+            absent(f"Redis not reachable at {REDIS_URL}")
+        monkeypatch.setattr(get_settings(), "redis_url", REDIS_URL)
+    return str(request.param)
+
+
 async def test_flash_sale_never_oversells_and_holds_the_limit_per_person(
-    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+    client: httpx.AsyncClient,
+    db: Database,
+    make_user: Any,
+    auth_headers: Any,
+    flash_counter: str,
 ) -> None:
     world = await _shops(db, make_user)
     owner = await auth_headers(world["owners"][1])
@@ -301,6 +324,17 @@ async def test_flash_sale_never_oversells_and_holds_the_limit_per_person(
     )
     assert twice.status_code == 409
     assert (await client.get(f"/api/v1/flash-sales/{sale_id}")).json()["sold"] == 4
+    if flash_counter == "redis":  # the count lives in Redis, not in the sale's row
+        import redis
+
+        from mobimart.promotions.flashsale import RedisCounter
+
+        async with db.session() as s:
+            row = await s.get(FlashSale, sale_id)
+            assert row is not None
+            assert row.sold == 0
+        sold_key = RedisCounter(REDIS_URL)._keys(row)[0]
+        assert redis.Redis.from_url(REDIS_URL).get(sold_key) == b"4"
 
     # An unpaid flash order past its time gives its unit back to the sale.
     async with db.session() as s:
