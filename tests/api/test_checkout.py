@@ -17,10 +17,12 @@ from mobimart.catalog import service as catalog
 from mobimart.catalog.domain import VariantSpec
 from mobimart.catalog.models import Variant
 from mobimart.checkout import service as checkout
+from mobimart.checkout.models import Order
 from mobimart.db import Database, utcnow
 from mobimart.merchants.models import Merchant
 from mobimart.payments import ledger
 from mobimart.payments.models import Payment
+from mobimart.promotions import flashsale
 from mobimart.promotions.models import FlashSale
 from mobimart.settings import get_settings
 from tests import factories
@@ -335,11 +337,20 @@ async def test_flash_sale_never_oversells_and_holds_the_limit_per_person(
             assert row.sold == 0
         sold_key = RedisCounter(REDIS_URL)._keys(row)[0]
         assert redis.Redis.from_url(REDIS_URL).get(sold_key) == b"4"
+        # A cancellation that rolls back frees nothing in Redis.
+        async with db.session() as s:
+            held = await s.get(Order, order["id"])
+            assert held is not None
+            assert await checkout.release(s, order=held, reason="test")
+            await s.rollback()
+        await flashsale.settled()
+        assert redis.Redis.from_url(REDIS_URL).get(sold_key) == b"4"
 
     # An unpaid flash order past its time gives its unit back to the sale.
     async with db.session() as s:
         released = await checkout.release_expired(s, now=utcnow() + dt.timedelta(hours=1))
     assert released == 4
+    await flashsale.settled()  # Redis hears of a cancellation once it has committed
     assert (await client.get(f"/api/v1/flash-sales/{sale_id}")).json()["sold"] == 0
 
 

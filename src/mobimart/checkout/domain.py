@@ -50,4 +50,3 @@ def shipping_shares(discounts: Sequence[Discount], fees: Sequence[int]) -> list[
 def order_number(order_id: int, year: int) -> str:
     """Readable on the phone and over it: MM2026-000123."""
     return f"MM{year}-{order_id:06d}"
-

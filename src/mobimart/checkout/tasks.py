@@ -19,6 +19,7 @@ from mobimart.webhooks import service as webhooks
 async def housekeeping(database: Database) -> dict[str, int]:
     async with database.session() as session:
         released = await checkout.release_expired(session)
+    await flashsale.settled()  # before the job's event loop ends
     async with database.session() as session:
         closed = await flashsale.close_ended(session)
     async with database.session() as session:

@@ -10,12 +10,15 @@ is lost. A sold-out sale is refused from a read, without taking the database's w
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from mobimart.accounts.models import User
 from mobimart.catalog.models import Product, ProductChange, Variant
@@ -167,6 +170,34 @@ class RedisCounter:
         return int(value) if value is not None else await DatabaseCounter().sold(session, sale)
 
 
+_AFTER_COMMIT = "flash_sale_after_commit"
+_running: set[asyncio.Task[None]] = set()
+
+
+def after_commit(session: AsyncSession, action: Callable[[], Awaitable[None]]) -> None:
+    """Run `action` when the session's transaction commits; drop it if it rolls back."""
+    session.sync_session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for action in session.info.pop(_AFTER_COMMIT, []):
+        task = asyncio.get_running_loop().create_task(action())
+        _running.add(task)
+        task.add_done_callback(_running.discard)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+
+
+async def settled() -> None:
+    """Wait for the Redis updates of committed cancellations (tests, shutdown)."""
+    while _running:
+        await asyncio.gather(*list(_running))
+
+
 def counter() -> Counter:
     url = get_settings().redis_url
     return RedisCounter(url) if url else DatabaseCounter()
@@ -303,7 +334,13 @@ async def give_back(session: AsyncSession, *, sale_id: int, user_id: int, quanti
         .execution_options(synchronize_session=False)
     )
     if still_open.rowcount == 1:  # type: ignore[attr-defined]
-        await counter().give_back(session, sale, user_id, quantity)
+        count = counter()
+        if isinstance(count, RedisCounter):
+            # Redis is outside the transaction: the unit is freed there once the cancellation
+            # has committed, never before (a rollback would leave it sold twice).
+            after_commit(session, lambda: count.give_back(session, sale, user_id, quantity))
+        else:
+            await count.give_back(session, sale, user_id, quantity)
     else:  # the sale is over: the unit goes back to the variant's stock
         await session.execute(
             update(Variant)
