@@ -180,13 +180,26 @@ def _fresh_catalogue_replicas(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     feed.reset()
 
 
+@pytest.fixture(scope="session")
+def _payment_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The gateway's RSA key pairs, made once: making two 2048-bit pairs for every app would
+    cost more than most tests."""
+    from mobimart.infra.payments.gateway import load_or_create_keypair
+
+    directory = tmp_path_factory.mktemp("keys")
+    for name in ("mobimart", "sandbox-provider"):
+        load_or_create_keypair(directory, name)
+    return directory
+
+
 @pytest.fixture(autouse=True)
-def _fresh_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _fresh_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _payment_keys: Path) -> None:
     """Each test may change settings in place; they are restored after it."""
     settings = get_settings()
     for name, value in settings.model_dump().items():
         monkeypatch.setattr(settings, name, value)
     monkeypatch.setattr(settings, "var_dir", tmp_path / "var")
+    shutil.copytree(_payment_keys, settings.keys_dir)
 
 
 # --- the app and its callers -------------------------------------------------------------------
