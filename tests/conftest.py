@@ -181,25 +181,26 @@ def _fresh_catalogue_replicas(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
 
 
 @pytest.fixture(scope="session")
-def _payment_keys(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The gateway's RSA key pairs, made once: making two 2048-bit pairs for every app would
-    cost more than most tests."""
-    from mobimart.infra.payments.gateway import load_or_create_keypair
+def _payment_keys(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, ...]:
+    """The gateway's RSA key pairs, made once (as `sandbox_keys` makes them in var/keys):
+    two 2048-bit pairs for every app would cost more than most tests."""
+    from mobimart.payments import service as payments
 
-    directory = tmp_path_factory.mktemp("keys")
-    for name in ("mobimart", "sandbox-provider"):
-        load_or_create_keypair(directory, name)
-    return directory
+    return payments._keys(tmp_path_factory.mktemp("keys"))
 
 
 @pytest.fixture(autouse=True)
-def _fresh_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _payment_keys: Path) -> None:
+def _fresh_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _payment_keys: tuple[object, ...]
+) -> None:
     """Each test may change settings in place; they are restored after it."""
+    from mobimart.payments import service as payments
+
     settings = get_settings()
     for name, value in settings.model_dump().items():
         monkeypatch.setattr(settings, name, value)
     monkeypatch.setattr(settings, "var_dir", tmp_path / "var")
-    shutil.copytree(_payment_keys, settings.keys_dir)
+    monkeypatch.setattr(payments, "sandbox_keys", lambda: _payment_keys)
 
 
 # --- the app and its callers -------------------------------------------------------------------

@@ -12,7 +12,7 @@ from mobimart.infra.idempotency import IdempotencyKey
 from mobimart.merchants import service as merchants
 from mobimart.payments import domain, ledger
 from mobimart.payments import service as payments
-from mobimart.payments.models import LedgerEntry, LedgerTransaction, Payment, Refund
+from mobimart.payments.models import LedgerEntry, LedgerTransaction, Refund
 from mobimart.payments.schemas import (
     BalanceOut,
     CommissionIn,
@@ -34,12 +34,6 @@ from mobimart.web.schemas import IdPath
 router = APIRouter(tags=["payments"])
 
 
-def _payment_out(payment: Payment, redirect_url: str | None = None) -> PaymentOut:
-    out = PaymentOut.model_validate(payment, from_attributes=True)
-    out.redirect_url = redirect_url
-    return out
-
-
 @router.post("/payments", status_code=201, response_model=PaymentOut)
 async def pay(
     body: PayIn, user: CurrentUser, session: Session, key: IdempotencyKey = None
@@ -55,7 +49,7 @@ async def pay(
             method=body.method,
             return_url=body.return_url,
         )
-        return _payment_out(payment, url)
+        return PaymentOut.of(payment, url)
 
     return await idempotency.run(
         session,
@@ -70,7 +64,9 @@ async def pay(
 
 @router.get("/payments/{payment_id}")
 async def get_payment(payment_id: IdPath, user: CurrentUser, session: Session) -> PaymentOut:
-    return _payment_out(await payments.own_payment(session, user_id=user.id, payment_id=payment_id))
+    return PaymentOut.of(
+        await payments.own_payment(session, user_id=user.id, payment_id=payment_id)
+    )
 
 
 @router.post("/payments/notify/sandbox", response_class=PlainTextResponse)
@@ -122,7 +118,7 @@ async def top_up(
         payment, url = await payments.start_top_up(
             session, user=user, amount_minor=body.amount_minor, return_url=body.return_url
         )
-        return _payment_out(payment, url)
+        return PaymentOut.of(payment, url)
 
     return await idempotency.run(
         session,

@@ -11,7 +11,6 @@ from mobimart.infra import idempotency
 from mobimart.infra.idempotency import IdempotencyKey
 from mobimart.merchants import service as merchants
 from mobimart.payments import instore, share
-from mobimart.payments.models import Payment
 from mobimart.payments.schemas import (
     CodeChargeIn,
     CollectionIn,
@@ -32,12 +31,6 @@ router = APIRouter(tags=["payments"])
 
 Token = Annotated[str, Path(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 _PNG = {200: {"description": "A PNG QR code", "content": {"image/png": {}}}}
-
-
-def _payment_out(payment: Payment, redirect_url: str | None = None) -> PaymentOut:
-    out = PaymentOut.model_validate(payment, from_attributes=True)
-    out.redirect_url = redirect_url
-    return out
 
 
 def _collection_out(view: instore.CollectionView) -> CollectionOut:
@@ -134,7 +127,7 @@ async def pay_collection(
         payment = await instore.pay_collection(
             session, payer=user, collection_id=collection_id, amount_minor=body.amount_minor
         )
-        return _payment_out(payment)
+        return PaymentOut.of(payment)
 
     return await idempotency.run(
         session,
@@ -179,7 +172,7 @@ async def charge_payment_code(
             amount_minor=body.amount_minor,
             note=body.note,
         )
-        return _payment_out(payment)
+        return PaymentOut.of(payment)
 
     return await idempotency.run(
         session,
@@ -245,7 +238,7 @@ async def pay_shared_order(
         payment, url = await share.pay_shared(
             session, payer=user, token=share_token, method=body.method, return_url=body.return_url
         )
-        return _payment_out(payment, url)
+        return PaymentOut.of(payment, url)
 
     # The link dies once paid, so the scope names it by hash: a retry still replays.
     return await idempotency.run(

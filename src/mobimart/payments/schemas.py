@@ -27,6 +27,12 @@ class PaymentOut(BaseModel):
     succeeded_at: dt.datetime | None
     redirect_url: str | None = Field(None, description="open this to pay at the gateway")
 
+    @classmethod
+    def of(cls, payment: object, redirect_url: str | None = None) -> PaymentOut:
+        out = cls.model_validate(payment, from_attributes=True)
+        out.redirect_url = redirect_url
+        return out
+
 
 class TopUpIn(InputModel):
     amount_minor: int = Field(ge=100, le=10_000_000)
