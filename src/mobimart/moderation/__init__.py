@@ -1,0 +1,1 @@
+"""Moderation: the sensitive-word filter, reports and the review queue."""

@@ -1,0 +1,1 @@
+"""Reviews, product questions and answers, and chat between shoppers and shops."""
