@@ -16,7 +16,7 @@ from mobimart.checkout import views
 from mobimart.checkout.pages import STATUS_TABS
 from mobimart.errors import DomainError
 from mobimart.logistics import service as logistics
-from mobimart.logistics.domain import CARRIERS, TrackingStatus
+from mobimart.logistics.domain import TrackingStatus
 from mobimart.merchants import service as merchants
 from mobimart.payments import service as payments
 from mobimart.text import clean, parse_amount
@@ -91,12 +91,7 @@ async def _order_page(
             "user": user,
             "tab": "console",
             "merchant": merchant,
-            "order": (await views.orders_out(session, [order]))[0],
-            "address": checkout.address_of(order),
-            "shipment": await logistics.shipment_of(session, order_id=order.id),
-            "events": await logistics.timeline(session, order_id=order.id),
-            "refunds": await payments.refunds_of(session, order_id=order.id),
-            "carriers": CARRIERS,
+            **await views.order_page_context(session, order),
             "notice": notice,
             "error": error,
         },

@@ -3,6 +3,7 @@ The same services as the API; a broken rule shows its message on the page it cam
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -19,7 +20,6 @@ from mobimart.checkout.models import Cart, Order
 from mobimart.db import utcnow
 from mobimart.errors import DomainError
 from mobimart.logistics import service as logistics
-from mobimart.logistics.domain import CARRIERS
 from mobimart.payments import domain as money_domain
 from mobimart.payments import ledger
 from mobimart.payments import service as payments
@@ -424,13 +424,8 @@ async def _order_page(
         {
             "user": user,
             "tab": "me",
-            "order": (await views.orders_out(session, [order]))[0],
             "shop_name": (await _shop_names(session, [order])).get(order.shop_id, ""),
-            "address": checkout.address_of(order),
-            "shipment": await logistics.shipment_of(session, order_id=order.id),
-            "events": await logistics.timeline(session, order_id=order.id),
-            "refunds": await payments.refunds_of(session, order_id=order.id),
-            "carriers": CARRIERS,
+            **await views.order_page_context(session, order),
             "notice": notice,
             "error": error,
         },
@@ -445,36 +440,47 @@ async def order_page(
     return await _order_page(request, session, user, order_id, notice=_cart_notice(notice))
 
 
-@router.post("/orders/{order_id}/cancel")
-async def cancel_order(
-    request: Request, order_id: IdPath, session: Session, user: PageUser, csrf_token: Csrf
+async def _act_on_order(
+    request: Request,
+    session: AsyncSession,
+    user: User,
+    order_id: int,
+    csrf_token: str,
+    action: Callable[[], Awaitable[object]],
+    notice: str,
 ) -> Response:
+    """Check the form, make one change, then show the order again: with the change, or with
+    the broken rule's message."""
     verify_csrf(request, csrf_token)
     try:
-        await checkout.cancel(session, user=user, order_id=order_id)
+        await action()
     except DomainError as exc:
         await session.rollback()
         await session.refresh(user)
         return await _order_page(
             request, session, user, order_id, error=message_of(exc), status=exc.status
         )
-    return see_other(f"/orders/{order_id}", "cancelled")
+    return see_other(f"/orders/{order_id}", notice)
+
+
+@router.post("/orders/{order_id}/cancel")
+async def cancel_order(
+    request: Request, order_id: IdPath, session: Session, user: PageUser, csrf_token: Csrf
+) -> Response:
+    def action() -> Awaitable[object]:
+        return checkout.cancel(session, user=user, order_id=order_id)
+
+    return await _act_on_order(request, session, user, order_id, csrf_token, action, "cancelled")
 
 
 @router.post("/orders/{order_id}/receive")
 async def confirm_receipt(
     request: Request, order_id: IdPath, session: Session, user: PageUser, csrf_token: Csrf
 ) -> Response:
-    verify_csrf(request, csrf_token)
-    try:
-        await logistics.receive(session, user=user, order_id=order_id)
-    except DomainError as exc:
-        await session.rollback()
-        await session.refresh(user)
-        return await _order_page(
-            request, session, user, order_id, error=message_of(exc), status=exc.status
-        )
-    return see_other(f"/orders/{order_id}", "received")
+    def action() -> Awaitable[object]:
+        return logistics.receive(session, user=user, order_id=order_id)
+
+    return await _act_on_order(request, session, user, order_id, csrf_token, action, "received")
 
 
 # --- wallet ----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from mobimart.checkout.schemas import (
     ShippingAddressOut,
 )
 from mobimart.logistics import service as logistics
+from mobimart.logistics.domain import CARRIERS
 from mobimart.logistics.views import shipment_out
 from mobimart.payments import service as payments
 from mobimart.payments.models import Payment
@@ -101,6 +102,19 @@ async def merchant_order_detail(session: AsyncSession, order: Order) -> Merchant
         ],
         shipment=shipment_out(shipment, events) if shipment else None,
     )
+
+
+async def order_page_context(session: AsyncSession, order: Order) -> dict[str, object]:
+    """What the shopper's and the shop's order pages both show: the order, where it goes,
+    its parcel's timeline and its refunds."""
+    return {
+        "order": (await orders_out(session, [order]))[0],
+        "address": checkout.address_of(order),
+        "shipment": await logistics.shipment_of(session, order_id=order.id),
+        "events": await logistics.timeline(session, order_id=order.id),
+        "refunds": await payments.refunds_of(session, order_id=order.id),
+        "carriers": CARRIERS,
+    }
 
 
 async def receipt_out(session: AsyncSession, order: Order) -> ReceiptOut:
