@@ -214,6 +214,22 @@ async def test_checkout_with_coupon_pay_ship_track_and_refund(
         assert order is not None
         assert order.refunded_minor == 1000
 
+    # The buyer cannot cancel a shipped order from its page, and confirms receipt instead.
+    client.cookies.set(SESSION_COOKIE, await _session(db, buyer))
+    page = await client.get(f"/orders/{order_id}")
+    cancel = await client.post(
+        f"/orders/{order_id}/cancel", data={"csrf_token": csrf_of(page.text)}
+    )
+    assert cancel.status_code == 409
+    assert "ask the shop for a refund" in cancel.text
+    received = await client.post(
+        f"/orders/{order_id}/receive", data={"csrf_token": csrf_of(page.text)}
+    )
+    assert received.headers["location"] == f"/orders/{order_id}?notice=received"
+    done = await client.get(received.headers["location"])
+    assert "Thank you! The order is complete." in done.text
+    assert "badge-order-completed" in done.text
+
 
 async def test_another_merchant_cannot_open_or_ship_the_order(
     client: httpx.AsyncClient, db: Database, make_user: Any
