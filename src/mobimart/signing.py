@@ -42,3 +42,10 @@ def verify(
 
 def _mac(secret: str, timestamp: int, body: bytes) -> str:
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def token_digest(token: str) -> str:
+    """How a random token that grants something (a sign-in, a guest cart, a share link) is
+    stored: its SHA-256. The token is long and random, so no key or salt is needed, and a
+    leaked table grants nothing."""
+    return hashlib.sha256(token.encode()).hexdigest()

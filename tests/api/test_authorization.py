@@ -451,7 +451,7 @@ async def _shopping(s: Any, a: Any, product_id: int, buyer: User) -> dict[str, i
 
     from mobimart.checkout.models import Order
     from mobimart.payments.models import Collection
-    from mobimart.payments.share import share_hash
+    from mobimart.signing import token_digest
 
     collection = Collection(
         token=COLLECTION_TOKEN,
@@ -462,7 +462,7 @@ async def _shopping(s: Any, a: Any, product_id: int, buyer: User) -> dict[str, i
     )
     s.add(collection)
     await s.execute(
-        update(Order).where(Order.id == order.id).values(share_hash=share_hash(SHARE_TOKEN))
+        update(Order).where(Order.id == order.id).values(share_hash=token_digest(SHARE_TOKEN))
     )
     await s.commit()
     return {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import hmac
 import secrets
 import threading
@@ -23,6 +22,7 @@ from mobimart.infra import throttle
 from mobimart.infra.pii import get_vault
 from mobimart.infra.sms import SmsSendFailed, send_sms
 from mobimart.settings import get_settings
+from mobimart.signing import token_digest
 from mobimart.text import clean_name
 
 _hasher = PasswordHasher()
@@ -35,10 +35,6 @@ _HOUR = dt.timedelta(hours=1)
 
 def phone_hash(e164: str) -> str:
     return get_vault().lookup_hash(e164)
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 async def _user_by_e164(session: AsyncSession, e164: str) -> User | None:
@@ -269,7 +265,7 @@ async def issue_token(
     token = "mm_" + secrets.token_urlsafe(32)
     row = AuthToken(
         user_id=user.id,
-        token_hash=_token_hash(token),
+        token_hash=token_digest(token),
         kind=kind,
         label=label[:80],
         expires_at=utcnow() + dt.timedelta(seconds=ttl),
@@ -285,7 +281,7 @@ async def authenticate(session: AsyncSession, *, token: str, kind: str) -> tuple
         await session.execute(
             select(User, AuthToken)
             .join(AuthToken, AuthToken.user_id == User.id)
-            .where(AuthToken.token_hash == _token_hash(token), AuthToken.kind == kind)
+            .where(AuthToken.token_hash == token_digest(token), AuthToken.kind == kind)
         )
     ).first()
     if row is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import secrets
 import uuid
@@ -27,6 +26,7 @@ from mobimart.errors import Conflict, DomainError, NotFound
 from mobimart.promotions import domain as pricing
 from mobimart.promotions import service as promotions
 from mobimart.settings import get_settings
+from mobimart.signing import token_digest
 from mobimart.text import clean, clean_name
 from mobimart.webhooks import service as webhooks
 
@@ -35,10 +35,6 @@ MAX_QUANTITY = 99
 
 
 # --- carts -----------------------------------------------------------------------------------
-
-
-def guest_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_guest_token() -> str:
@@ -54,7 +50,7 @@ async def cart_of(
     where = (
         Cart.user_id == user_id
         if user_id is not None
-        else Cart.guest_hash == guest_hash(guest_token or "")
+        else Cart.guest_hash == token_digest(guest_token or "")
     )
     cart = await session.scalar(select(Cart).where(where))
     if cart is not None:
@@ -63,7 +59,7 @@ async def cart_of(
     values = (
         {"user_id": user_id}
         if user_id is not None
-        else {"guest_hash": guest_hash(guest_token or "")}
+        else {"guest_hash": token_digest(guest_token or "")}
     )
     await session.execute(
         insert(Cart).values(**values, updated_at=utcnow()).on_conflict_do_nothing()
@@ -112,7 +108,7 @@ async def put(
 
 async def merge_guest(session: AsyncSession, *, guest_token: str, user: User) -> None:
     """On sign-in the guest's lines join the person's cart (quantities add up)."""
-    guest = await session.scalar(select(Cart).where(Cart.guest_hash == guest_hash(guest_token)))
+    guest = await session.scalar(select(Cart).where(Cart.guest_hash == token_digest(guest_token)))
     if guest is None:
         return
     entries = await cart_entries(session, cart=guest)

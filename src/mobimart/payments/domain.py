@@ -146,6 +146,12 @@ def in_store(
     return tuple(legs)
 
 
+def trade_no() -> str:
+    """Our number for a payment or refund at the provider: random, so it says nothing about
+    volumes."""
+    return secrets.token_hex(12)
+
+
 PAYMENT_CODE_DIGITS = 18
 
 

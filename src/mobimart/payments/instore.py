@@ -317,7 +317,7 @@ def _unknown_code() -> DomainError:
 
 def _payment(*, payer_id: int, merchant: Merchant, amount_minor: int) -> Payment:
     return Payment(
-        trade_no=secrets.token_hex(12),
+        trade_no=domain.trade_no(),
         purpose="in_store",
         payer_id=payer_id,
         merchant_id=merchant.id,

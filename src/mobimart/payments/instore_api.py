@@ -24,6 +24,7 @@ from mobimart.payments.schemas import (
     SharedPayIn,
     ShareOut,
 )
+from mobimart.signing import token_digest
 from mobimart.web.deps import CurrentUser, Session
 from mobimart.web.schemas import IdPath
 
@@ -244,7 +245,7 @@ async def pay_shared_order(
     return await idempotency.run(
         session,
         user_id=user.id,
-        scope=f"POST /shared-orders/{share.share_hash(share_token)[:32]}/pay",
+        scope=f"POST /shared-orders/{token_digest(share_token)[:32]}/pay",
         key=key,
         request=body,
         work=work,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import secrets
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -78,10 +77,6 @@ def gateway() -> Gateway:
     )
 
 
-def _trade_no() -> str:
-    return secrets.token_hex(12)
-
-
 # --- paying orders ---------------------------------------------------------------------------
 
 
@@ -138,7 +133,7 @@ async def pay_with_wallet(
     conditional UPDATE, the orders by theirs; all or nothing."""
     currency = orders[0].currency
     payment = Payment(
-        trade_no=_trade_no(),
+        trade_no=domain.trade_no(),
         purpose="orders",
         payer_id=payer.id,
         order_ids=[o.id for o in orders],
@@ -170,7 +165,7 @@ async def start_gateway_payment(
     """A pending payment and the provider's page to send the payer to."""
     provider = gateway()
     payment = Payment(
-        trade_no=_trade_no(),
+        trade_no=domain.trade_no(),
         purpose="orders",
         payer_id=payer.id,
         order_ids=[o.id for o in orders],
@@ -256,7 +251,7 @@ async def notified(session: AsyncSession, *, params: Mapping[str, str]) -> Payme
         # Paid another way or cancelled meanwhile: the money goes back to the payer through
         # the provider and never reaches a merchant's account.
         back = Refund(
-            refund_no=_trade_no(),
+            refund_no=domain.trade_no(),
             payment_id=payment.id,
             amount_minor=payment.amount_minor,
             currency=payment.currency,
@@ -319,7 +314,7 @@ async def start_top_up(
         )
     provider = gateway()
     payment = Payment(
-        trade_no=_trade_no(),
+        trade_no=domain.trade_no(),
         purpose="top_up",
         payer_id=user.id,
         method="gateway",
@@ -396,7 +391,7 @@ async def refund(
         .execution_options(synchronize_session=False)
     )
     row = Refund(
-        refund_no=_trade_no(),
+        refund_no=domain.trade_no(),
         payment_id=payment.id,
         order_id=order.id,
         merchant_id=merchant_id,

@@ -11,7 +11,6 @@ buyer's phone number or the order's note.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,12 +28,9 @@ from mobimart.errors import Conflict, DomainError
 from mobimart.payments import service as payments
 from mobimart.payments.models import Payment
 from mobimart.settings import get_settings
+from mobimart.signing import token_digest
 
 SHARE_PATH = "/pay/s/"
-
-
-def share_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def share_url(token: str) -> str:
@@ -62,7 +58,7 @@ async def create_link(
             Order.status == Status.pending_payment.value,
             Order.expires_at > utcnow(),
         )
-        .values(share_hash=share_hash(token))
+        .values(share_hash=token_digest(token))
         .execution_options(synchronize_session=False)
     )
     if moved.rowcount != 1:  # type: ignore[attr-defined]
@@ -81,7 +77,7 @@ class LinkDead(DomainError):
 
 
 async def _order(session: AsyncSession, token: str) -> Order:
-    order = await session.scalar(select(Order).where(Order.share_hash == share_hash(token)))
+    order = await session.scalar(select(Order).where(Order.share_hash == token_digest(token)))
     if order is None:
         raise LinkDead(404)  # never made, or paid (paying clears the hash)
     if order.status != Status.pending_payment or order.expires_at <= utcnow():
