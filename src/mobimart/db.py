@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
@@ -99,6 +100,35 @@ async def unique_or(session: AsyncSession, error: Exception) -> AsyncIterator[No
             await session.flush()
     except IntegrityError:
         raise error from None
+
+
+_AFTER_COMMIT = "mobimart_after_commit"
+_running: set[asyncio.Task[None]] = set()
+
+
+def after_commit(session: AsyncSession, action: Callable[[], Awaitable[None]]) -> None:
+    """Run `action` when the session's transaction commits; drop it if it rolls back. For what
+    lives outside the database (a Redis counter) and must not move before the commit does."""
+    session.sync_session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for action in session.info.pop(_AFTER_COMMIT, []):
+        task = asyncio.get_running_loop().create_task(action())
+        _running.add(task)
+        task.add_done_callback(_running.discard)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session: Session) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+
+
+async def settled() -> None:
+    """Wait for the actions of committed transactions (a job's event loop ends after it)."""
+    while _running:
+        await asyncio.gather(*list(_running))
 
 
 class Database:

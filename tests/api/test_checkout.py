@@ -18,7 +18,7 @@ from mobimart.catalog.domain import VariantSpec
 from mobimart.catalog.models import Variant
 from mobimart.checkout import service as checkout
 from mobimart.checkout.models import Order
-from mobimart.db import Database, utcnow
+from mobimart.db import Database, settled, utcnow
 from mobimart.merchants.models import Merchant
 from mobimart.payments import ledger
 from mobimart.payments.models import Payment
@@ -343,14 +343,14 @@ async def test_flash_sale_never_oversells_and_holds_the_limit_per_person(
             assert held is not None
             assert await checkout.release(s, order=held, reason="test")
             await s.rollback()
-        await flashsale.settled()
+        await settled()
         assert redis.Redis.from_url(REDIS_URL).get(sold_key) == b"4"
 
     # An unpaid flash order past its time gives its unit back to the sale.
     async with db.session() as s:
         released = await checkout.release_expired(s, now=utcnow() + dt.timedelta(hours=1))
     assert released == 4
-    await flashsale.settled()  # Redis hears of a cancellation once it has committed
+    await settled()  # Redis hears of a cancellation once it has committed
     assert (await client.get(f"/api/v1/flash-sales/{sale_id}")).json()["sold"] == 0
 
 
@@ -496,7 +496,6 @@ async def test_a_coupon_use_comes_back_only_with_the_last_order_of_its_checkout(
 async def test_an_ended_flash_sale_returns_every_unit_it_did_not_sell(
     client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
 ) -> None:
-    from mobimart.promotions import flashsale
 
     world = await _shops(db, make_user)
     now = utcnow()

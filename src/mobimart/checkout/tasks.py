@@ -8,7 +8,7 @@ from __future__ import annotations
 from huey import crontab
 
 from mobimart.checkout import service as checkout
-from mobimart.db import Database
+from mobimart.db import Database, settled
 from mobimart.infra.jobs import huey, run_with_db
 from mobimart.logistics import service as logistics
 from mobimart.payments import service as payments
@@ -19,7 +19,7 @@ from mobimart.webhooks import service as webhooks
 async def housekeeping(database: Database) -> dict[str, int]:
     async with database.session() as session:
         released = await checkout.release_expired(session)
-    await flashsale.settled()  # before the job's event loop ends
+    await settled()  # before the job's event loop ends
     async with database.session() as session:
         closed = await flashsale.close_ended(session)
     async with database.session() as session:

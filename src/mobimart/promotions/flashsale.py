@@ -10,22 +10,19 @@ is lost. A sold-out sale is refused from a read, without taking the database's w
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from mobimart.accounts.models import User
 from mobimart.catalog.models import Product, ProductChange, Variant
 from mobimart.checkout import service as checkout
 from mobimart.checkout.domain import Status
 from mobimart.checkout.models import Order, OrderLine
-from mobimart.db import utcnow
+from mobimart.db import after_commit, utcnow
 from mobimart.errors import Conflict, DomainError, NotFound
 from mobimart.infra import redis as redis_clients
 from mobimart.promotions import allowance
@@ -168,34 +165,6 @@ class RedisCounter:
     async def sold(self, session: AsyncSession, sale: FlashSale) -> int:
         value = await redis_clients.client(self.url).get(self._keys(sale)[0])
         return int(value) if value is not None else await DatabaseCounter().sold(session, sale)
-
-
-_AFTER_COMMIT = "flash_sale_after_commit"
-_running: set[asyncio.Task[None]] = set()
-
-
-def after_commit(session: AsyncSession, action: Callable[[], Awaitable[None]]) -> None:
-    """Run `action` when the session's transaction commits; drop it if it rolls back."""
-    session.sync_session.info.setdefault(_AFTER_COMMIT, []).append(action)
-
-
-@event.listens_for(Session, "after_commit")
-def _run_after_commit(session: Session) -> None:
-    for action in session.info.pop(_AFTER_COMMIT, []):
-        task = asyncio.get_running_loop().create_task(action())
-        _running.add(task)
-        task.add_done_callback(_running.discard)
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_after_rollback(session: Session) -> None:
-    session.info.pop(_AFTER_COMMIT, None)
-
-
-async def settled() -> None:
-    """Wait for the Redis updates of committed cancellations (tests, shutdown)."""
-    while _running:
-        await asyncio.gather(*list(_running))
 
 
 def counter() -> Counter:
