@@ -18,6 +18,8 @@ from mobimart.infra.sms.models import SmsMessage
 from mobimart.infra.throttle import RateCounter
 from mobimart.logistics.models import Shipment, TrackingEvent
 from mobimart.merchants.models import KycDocument, Merchant, MerchantMember
+from mobimart.moderation.models import BlockedWord, Report
+from mobimart.notifications.models import Notification
 from mobimart.payments.models import (
     Collection,
     LedgerAccount,
@@ -30,13 +32,25 @@ from mobimart.payments.models import (
 )
 from mobimart.promotions.models import Allowance, FlashSale, Promotion
 from mobimart.search.models import SynonymGroup
+from mobimart.social.models import (
+    Answer,
+    Conversation,
+    Message,
+    Question,
+    RatingSummary,
+    Review,
+    ReviewPhoto,
+    ReviewVote,
+)
 from mobimart.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "Address",
     "Allowance",
+    "Answer",
     "AuditEntry",
     "AuthToken",
+    "BlockedWord",
     "Brand",
     "BrandFollow",
     "Cart",
@@ -44,6 +58,7 @@ __all__ = [
     "Category",
     "Collection",
     "Consent",
+    "Conversation",
     "FlashSale",
     "IdempotencyRecord",
     "KycDocument",
@@ -53,6 +68,8 @@ __all__ = [
     "Media",
     "Merchant",
     "MerchantMember",
+    "Message",
+    "Notification",
     "Order",
     "OrderDiscount",
     "OrderLine",
@@ -63,8 +80,14 @@ __all__ = [
     "Product",
     "ProductChange",
     "Promotion",
+    "Question",
     "RateCounter",
+    "RatingSummary",
     "Refund",
+    "Report",
+    "Review",
+    "ReviewPhoto",
+    "ReviewVote",
     "Shipment",
     "Shop",
     "SmsMessage",
