@@ -338,6 +338,10 @@ ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
         "POST",
         "/api/v1/merchants/{merchant_id}/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver",
     ): (MERCHANT_A, none),
+    # Reviews and product Q&A.
+    # Chat.
+    # Notifications.
+    # Moderation and merchant feedback.
 }
 
 
@@ -388,6 +392,12 @@ async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
             s, user=consumer_a, kind="api", label="other device"
         )
         shopping = await _shopping(s, a, product.id, consumer_a)
+        social = {
+            **await _reviews_world(s, a, product.id, users),
+            **await _chat_world(s, a, product.id, users),
+            **await _notifications_world(s, users),
+            **await _moderation_world(s, users),
+        }
     headers = {ANON: {}} | {role: await auth_headers(user) for role, user in users.items()}
     phones = [u.phone for u in [*users.values(), owner_b]] + ["+8613912345678", "+8613700000001"]
     return World(
@@ -404,6 +414,7 @@ async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
             "media_id": picture.id,
             "group_id": group.id,
             **shopping,
+            **social,
         },
         phones=phones,
     )
@@ -476,6 +487,26 @@ async def _shopping(s: Any, a: Any, product_id: int, buyer: User) -> dict[str, i
         "endpoint_id": endpoint.id,
         "delivery_id": delivery.id,
     }
+
+
+async def _reviews_world(s: Any, a: Any, product_id: int, users: dict[str, User]) -> dict[str, int]:
+    """Reviews and Q&A of merchant A's product."""
+    return {}
+
+
+async def _chat_world(s: Any, a: Any, product_id: int, users: dict[str, User]) -> dict[str, int]:
+    """Consumer A's conversation with merchant A's shop."""
+    return {}
+
+
+async def _notifications_world(s: Any, users: dict[str, User]) -> dict[str, int]:
+    """Consumer A's inbox."""
+    return {}
+
+
+async def _moderation_world(s: Any, users: dict[str, User]) -> dict[str, int]:
+    """The word list and the report queue."""
+    return {}
 
 
 def fill(path: str, world: World) -> str:

@@ -36,6 +36,10 @@ PAGES = {
     "/admin/kyc": {"admin"},
     "/admin/kyc/{a}": {"admin"},
     "/admin/kyc/{a}/documents/{doc}": {"admin"},
+    # Reviews and product Q&A.
+    # Chat.
+    # Notifications.
+    # Moderation and merchant feedback.
 }
 ROLES = ["anonymous", "consumer", "owner_a", "staff_a", "owner_b", "admin"]
 
