@@ -9,7 +9,7 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -29,10 +29,16 @@ from mobimart.checkout import console as checkout_console
 from mobimart.checkout import pages as checkout_pages
 from mobimart.db import Database
 from mobimart.errors import PROBLEM_CONTENT_TYPE, DomainError, problem
+from mobimart.infra.pubsub import make_broker
 from mobimart.logistics import api as logistics_api
 from mobimart.logs import quiet_url_loggers
 from mobimart.merchants import api as merchants_api
 from mobimart.merchants import pages as merchants_pages
+from mobimart.moderation import api as moderation_api
+from mobimart.moderation import pages as moderation_pages
+from mobimart.notifications import api as notifications_api
+from mobimart.notifications import pages as notifications_pages
+from mobimart.notifications.pages import unread_badge
 from mobimart.payments import api as payments_api
 from mobimart.payments import instore_api
 from mobimart.payments import pages as payments_pages
@@ -41,6 +47,9 @@ from mobimart.promotions import api as promotions_api
 from mobimart.search import api as search_api
 from mobimart.search import pages as search_pages
 from mobimart.settings import Settings, get_settings
+from mobimart.social import chat_api, chat_pages, feedback_api, feedback_pages, live, review_api
+from mobimart.social import console as social_console
+from mobimart.social import pages as social_pages
 from mobimart.web import i18n, openapi
 from mobimart.web.deps import SignInRequired
 from mobimart.web.middleware import LocaleAndSecurityHeaders
@@ -135,7 +144,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.is_production:  # the first shopper does not wait for the catalogue load
             async with app.state.db.session() as session:
                 await browse.warm(session)
+        await app.state.chat.start()
         yield
+        await app.state.chat.stop()
         if hasattr(app.state, "sandbox"):
             await app.state.sandbox.close()
         await app.state.db.dispose()
@@ -151,6 +162,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = Database(settings.database_url, null_pool=settings.db_pool == "null")
+    # Chat sockets of this process; messages cross processes through Redis when configured.
+    app.state.chat = live.Hub(
+        make_broker(settings.redis_url, prefix=settings.redis_prefix), app.state.db
+    )
 
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -174,18 +189,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (accounts_api, True),
         (merchants_api, True),
         (audit_api, True),
+        (chat_api, True),
         (accounts_pages, False),
         (checkout_pages, False),
         (checkout_console, False),
         (catalog_console, False),
         (merchants_pages, False),
         (payments_pages, False),
+        (notifications_api, True),
+        (notifications_pages, False),
+        (chat_pages, False),
+        (moderation_api, True),
+        (moderation_pages, False),
+        (feedback_api, True),
+        (feedback_pages, False),
+        (review_api, True),
+        (social_pages, False),
+        (social_console, False),
     ]
     for module, is_api in routers:
         if is_api:
             app.include_router(module.router, prefix="/api/v1")
         else:
-            app.include_router(module.router, include_in_schema=False)
+            # Every page's tab bar shows the unread count, rendered by the server.
+            app.include_router(
+                module.router, include_in_schema=False, dependencies=[Depends(unread_badge)]
+            )
     app.mount(
         "/static",
         StaticFiles(packages=[("mobimart.web", "static")]),

@@ -1,4 +1,4 @@
-"""mobimart serve | worker | migrate | demo | createadmin | rotate-keys | keygen"""
+"""mobimart serve | worker | migrate | demo | createadmin | words | rotate-keys | keygen"""
 
 from __future__ import annotations
 
@@ -214,6 +214,72 @@ def ledger_check() -> None:
     if not report.ok:
         raise typer.Exit(1)
     console.print("[green]✓[/green] the ledger balances")
+
+
+words_app = typer.Typer(help="The blocked-word list.", no_args_is_help=True)
+app.add_typer(words_app, name="words")
+
+
+@words_app.command("import")
+def words_import(
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="UTF-8, one word or phrase a line; # comments"
+    ),
+) -> None:
+    """Add words to the list; words listed already, or containing a listed one, are skipped."""
+    from mobimart.db import Database
+    from mobimart.moderation import wordlist
+
+    lines = wordlist.lines_of(file.read_text(encoding="utf-8"))
+
+    async def run() -> wordlist.ImportReport:
+        database = Database(get_settings().database_url)
+        try:
+            async with database.session() as session:
+                with Progress(console=console) as progress:
+                    task = progress.add_task("importing", total=len(lines))
+                    return await wordlist.import_words(
+                        session,
+                        lines=lines,
+                        admin_id=None,
+                        progress=lambda n: progress.advance(task, n),
+                    )
+        finally:
+            await database.dispose()
+
+    report = asyncio.run(run())
+    console.print(
+        f"[green]{report.added} words added[/green]; {report.listed} listed already, "
+        f"{len(report.covered)} blocked already by a shorter word, {len(report.invalid)} invalid."
+    )
+    for word, inside in report.covered[:50]:
+        console.print(f"  {word} (blocked by {inside})", highlight=False)
+    for line, reason in report.invalid[:50]:
+        console.print(f"  line {line}: {reason}", highlight=False)
+
+
+@words_app.command("export")
+def words_export(
+    file: Path | None = typer.Argument(None, dir_okay=False, help="Default: standard output"),
+) -> None:
+    """Write the list, one word a line, in a form `words import` reads back."""
+    from mobimart.db import Database
+    from mobimart.moderation import wordlist
+
+    async def run() -> list[str]:
+        database = Database(get_settings().database_url)
+        try:
+            async with database.session() as session:
+                return await wordlist.export_words(session)
+        finally:
+            await database.dispose()
+
+    text = "".join(f"{word}\n" for word in asyncio.run(run()))
+    if file is None:
+        typer.echo(text, nl=False)
+    else:
+        file.write_text(text, encoding="utf-8")
+        console.print(f"{text.count(chr(10))} words written to {file}.")
 
 
 @app.command("rotate-keys")

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # "null" opens a connection per session: tests run apps in several event loops.
     db_pool: Literal["default", "null"] = "default"
     redis_url: str | None = None
+    # Channel and key names in Redis start with it: deployments (or test runs) sharing one
+    # Redis server keep their chat traffic apart.
+    redis_prefix: str = "mobimart:"
     var_dir: Path = Path("var")
     host: str = "127.0.0.1"
     port: int = 8000

@@ -41,6 +41,7 @@ ROLES = [ANON, CA, CB, MA_OWNER, MA_STAFF, MB_STAFF, ADMIN]
 SIGNED_IN = set(ROLES) - {ANON}
 EVERYONE = set(ROLES)
 MERCHANT_A = {MA_OWNER, MA_STAFF}
+CHAT = {CA, MA_OWNER, MA_STAFF}  # the world's conversation: consumer A and merchant A's staff
 DENIED = {401, 403, 404}
 # The world's open shop QR and pay-for-me link: the token in the URL is their credential.
 COLLECTION_TOKEN = "collection-token-0001"
@@ -339,9 +340,99 @@ ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
         "/api/v1/merchants/{merchant_id}/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver",
     ): (MERCHANT_A, none),
     # Reviews and product Q&A.
+    ("GET", "/api/v1/products/{product_id}/reviews"): (EVERYONE, none),
+    ("GET", "/api/v1/products/{product_id}/rating"): (EVERYONE, none),
+    ("GET", "/api/v1/shops/{shop_id}/rating"): (EVERYONE, none),
+    ("GET", "/api/v1/me/reviewable"): (SIGNED_IN, none),
+    # Consumer A's delivered line: only its buyer reviews it (others 403 "not_buyer").
+    ("POST", "/api/v1/order-lines/{line_id}/review"): ({CA}, lambda w: {"json": {"stars": 4}}),
+    ("PATCH", "/api/v1/reviews/{review_id}"): ({CA}, lambda w: {"json": {"stars": 3}}),
+    ("POST", "/api/v1/reviews/{review_id}/photos"): (
+        {CA},
+        lambda w: {"files": {"files": ("a.png", factories.PNG, "image/png")}},
+    ),
+    # Consumer A wrote the review: a vote on one's own review is refused (403).
+    ("PUT", "/api/v1/reviews/{review_id}/helpful"): (SIGNED_IN - {CA}, none),
+    ("DELETE", "/api/v1/reviews/{review_id}/helpful"): (SIGNED_IN - {CA}, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/reviews"): (MERCHANT_A, none),
+    ("PUT", "/api/v1/merchants/{merchant_id}/reviews/{review_id}/reply"): (
+        MERCHANT_A,
+        lambda w: {"json": {"body": "Thank you!"}},
+    ),
+    ("GET", "/api/v1/products/{product_id}/questions"): (EVERYONE, none),
+    ("POST", "/api/v1/products/{product_id}/questions"): (
+        SIGNED_IN,
+        lambda w: {"json": {"body": "Does it come in blue?"}},
+    ),
+    ("GET", "/api/v1/questions/{question_id}/answers"): (EVERYONE, none),
+    # The shop's staff and buyers of the product (consumer A) answer; others 403.
+    ("POST", "/api/v1/questions/{question_id}/answers"): (
+        MERCHANT_A | {CA},
+        lambda w: {"json": {"body": "Yes."}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/questions"): (MERCHANT_A, none),
     # Chat.
+    ("POST", "/api/v1/conversations"): (
+        SIGNED_IN,
+        lambda w: {"json": {"shop_id": w.ids["chat_shop_id"]}},
+    ),
+    ("GET", "/api/v1/conversations"): (SIGNED_IN, none),
+    ("GET", "/api/v1/conversations/{conversation_id}/messages"): (CHAT, none),
+    ("POST", "/api/v1/conversations/{conversation_id}/messages"): (
+        CHAT,
+        lambda w: {"json": {"client_id": "matrix-1", "body": "Is it in stock?"}},
+    ),
+    ("POST", "/api/v1/conversations/{conversation_id}/images"): (
+        CHAT,
+        lambda w: {"files": {"file": ("a.png", factories.PNG, "image/png")}},
+    ),
+    ("GET", "/api/v1/conversations/{conversation_id}/images/{message_id}"): (CHAT, none),
+    ("POST", "/api/v1/conversations/{conversation_id}/read"): (
+        CHAT,
+        lambda w: {"json": {"seq": 1}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/conversations"): (MERCHANT_A, none),
+    # The world's conversation is merchant A staff's: the owner's pick-up is refused (409).
+    ("POST", "/api/v1/merchants/{merchant_id}/conversations/{conversation_id}/pick-up"): (
+        MERCHANT_A,
+        none,
+    ),
+    ("POST", "/api/v1/merchants/{merchant_id}/conversations/{conversation_id}/transfer"): (
+        MERCHANT_A,
+        lambda w: {"json": {"user_id": w.users[MA_STAFF].id}},
+    ),
     # Notifications.
+    ("GET", "/api/v1/me/notifications"): (SIGNED_IN, none),
+    ("GET", "/api/v1/me/notifications/unread-count"): (SIGNED_IN, none),
+    # Consumer A's notification: marking it is a no-op for anyone else (200, marked 0).
+    ("POST", "/api/v1/me/notifications/read"): (
+        SIGNED_IN,
+        lambda w: {"json": {"ids": [w.ids["notification_id"]]}},
+    ),
     # Moderation and merchant feedback.
+    ("GET", "/api/v1/admin/blocked-words"): ({ADMIN}, none),
+    ("POST", "/api/v1/admin/blocked-words"): ({ADMIN}, lambda w: {"json": {"word": "刷好评"}}),
+    ("DELETE", "/api/v1/admin/blocked-words/{word_id}"): ({ADMIN}, none),
+    # Anyone signed in may report a question on show (its author gets a 422, CA a 409).
+    ("POST", "/api/v1/reports"): (
+        SIGNED_IN,
+        lambda w: {
+            "json": {
+                "subject": "question",
+                "subject_id": w.ids["reported_question_id"],
+                "reason": "spam",
+            }
+        },
+    ),
+    ("GET", "/api/v1/admin/reports"): ({ADMIN}, none),
+    ("POST", "/api/v1/admin/reports/{report_id}/resolve"): (
+        {ADMIN},
+        lambda w: {"json": {"action": "dismiss"}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/feedback"): (
+        MERCHANT_A,
+        lambda w: {"params": {"product_id": w.ids["product_id"], "weeks": 4}},
+    ),
 }
 
 
@@ -396,7 +487,8 @@ async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
             **await _reviews_world(s, a, product.id, users),
             **await _chat_world(s, a, product.id, users),
             **await _notifications_world(s, users),
-            **await _moderation_world(s, users),
+            **await _moderation_world(s, a, product.id, users),
+            **await _feedback_world(s, a, product.id, users),
         }
     headers = {ANON: {}} | {role: await auth_headers(user) for role, user in users.items()}
     phones = [u.phone for u in [*users.values(), owner_b]] + ["+8613912345678", "+8613700000001"]
@@ -490,22 +582,160 @@ async def _shopping(s: Any, a: Any, product_id: int, buyer: User) -> dict[str, i
 
 
 async def _reviews_world(s: Any, a: Any, product_id: int, users: dict[str, User]) -> dict[str, int]:
-    """Reviews and Q&A of merchant A's product."""
-    return {}
+    """Reviews and Q&A of merchant A's product: consumer A's delivered order of it (two
+    lines, one reviewed) and consumer B's question. The order is written as rows: the
+    matrix builds hundreds of worlds and the delivery steps are tested elsewhere."""
+    import uuid
+
+    from mobimart.checkout.models import Order, OrderLine
+    from mobimart.social import questions, reviews
+
+    product = await catalog.merchant_product(s, merchant_id=a.id, product_id=product_id)
+    variant = (await catalog.variants_of(s, product_id=product_id))[0]
+    now = dt.datetime.now(dt.UTC)
+    order = Order(
+        number=f"RV{uuid.uuid4().hex[:12]}",
+        checkout_ref=uuid.uuid4().hex,
+        user_id=users[CA].id,
+        merchant_id=a.id,
+        shop_id=product.shop_id,
+        status="delivered",
+        currency="CNY",
+        subtotal_minor=2000,
+        discount_minor=0,
+        shipping_minor=0,
+        shipping_discount_minor=0,
+        total_minor=2000,
+        expires_at=now,
+        paid_at=now,
+        shipped_at=now,
+        delivered_at=now,
+    )
+    s.add(order)
+    await s.flush()
+    lines = [
+        OrderLine(
+            order_id=order.id,
+            product_id=product_id,
+            variant_id=variant.id,
+            name="Cup",
+            sku=variant.sku,
+            options={},
+            list_price_minor=1000,
+            unit_price_minor=1000,
+            quantity=1,
+            discount_minor=0,
+            total_minor=1000,
+        )
+        for _ in range(2)
+    ]
+    s.add_all(lines)
+    await s.commit()
+    review = await reviews.create(s, user=users[CA], line_id=lines[0].id, stars=5, body="Nice")
+    question = await questions.ask(s, user=users[CB], product_id=product_id, body="Microwave?")
+    return {
+        "shop_id": product.shop_id,
+        "line_id": lines[1].id,
+        "review_id": review.id,
+        "question_id": question.id,
+    }
 
 
 async def _chat_world(s: Any, a: Any, product_id: int, users: dict[str, User]) -> dict[str, int]:
-    """Consumer A's conversation with merchant A's shop."""
-    return {}
+    """Consumer A's conversation with merchant A's shop, picked up by A's staff member: a
+    text and an image from the consumer."""
+    from mobimart.catalog.models import Product
+    from mobimart.social import chat
+    from mobimart.social.models import Conversation, Message
+
+    product = await s.get(Product, product_id)
+    now = dt.datetime.now(dt.UTC)
+    conversation = Conversation(
+        user_id=users[CA].id,
+        shop_id=product.shop_id,
+        merchant_id=a.id,
+        assignee_id=users[MA_STAFF].id,
+        last_seq=2,
+        last_message_at=now,
+    )
+    s.add(conversation)
+    await s.flush()
+    stored = chat.image_store().save(factories.PNG, allowed=chat.IMAGE_TYPES, max_bytes=10_000)
+    image = Message(
+        conversation_id=conversation.id,
+        sender_id=users[CA].id,
+        seq=2,
+        side="consumer",
+        kind="image",
+        storage_key=stored.key,
+    )
+    s.add_all(
+        [
+            Message(
+                conversation_id=conversation.id,
+                sender_id=users[CA].id,
+                seq=1,
+                side="consumer",
+                kind="text",
+                body="Hello",
+            ),
+            image,
+        ]
+    )
+    await s.commit()
+    return {
+        "chat_shop_id": product.shop_id,
+        "conversation_id": conversation.id,
+        "message_id": image.id,
+    }
 
 
 async def _notifications_world(s: Any, users: dict[str, User]) -> dict[str, int]:
     """Consumer A's inbox."""
-    return {}
+    from mobimart.notifications import service as notifications
+
+    note = await notifications.notify(s, user_id=users[CA].id, kind="system", title="Welcome")
+    await s.commit()
+    return {"notification_id": note.id}
 
 
-async def _moderation_world(s: Any, users: dict[str, User]) -> dict[str, int]:
-    """The word list and the report queue."""
+async def _moderation_world(
+    s: Any, a: Any, product_id: int, users: dict[str, User]
+) -> dict[str, int]:
+    """The word list and the report queue: consumer A's open report on B's question."""
+    from mobimart.moderation.models import BlockedWord, Report
+    from mobimart.social.models import Question
+
+    word = BlockedWord(word="加微信", added_by=users[ADMIN].id)
+    question = Question(
+        product_id=product_id, merchant_id=a.id, user_id=users[CB].id, body="Any discount?"
+    )
+    s.add_all([word, question])
+    await s.flush()
+    report = Report(
+        reporter_id=users[CA].id, subject="question", subject_id=question.id, reason="Spam"
+    )
+    s.add(report)
+    await s.commit()
+    return {"word_id": word.id, "reported_question_id": question.id, "report_id": report.id}
+
+
+async def _feedback_world(
+    s: Any, a: Any, product_id: int, users: dict[str, User]
+) -> dict[str, int]:
+    """Something for merchant A's feedback to show: a question unanswered for three days."""
+    from mobimart.social.models import Question
+
+    s.add(
+        Question(
+            product_id=product_id,
+            merchant_id=a.id,
+            user_id=users[CB].id,
+            body="Does it fit a dishwasher?",
+            created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=3),
+        )
+    )
+    await s.commit()
     return {}
 
 

@@ -16,6 +16,7 @@ from mobimart.payments import instore
 from mobimart.web.deps import SESSION_COOKIE
 from tests import factories
 
+EVERYONE = {"anonymous", "consumer", "owner_a", "staff_a", "owner_b", "admin"}
 PAGES = {
     # path template: roles that get the page (others: redirect to sign-in, 403 or 404)
     "/me": {"consumer", "owner_a", "staff_a", "owner_b", "admin"},
@@ -37,9 +38,33 @@ PAGES = {
     "/admin/kyc/{a}": {"admin"},
     "/admin/kyc/{a}/documents/{doc}": {"admin"},
     # Reviews and product Q&A.
+    "/products/{published}": EVERYONE,
+    "/products/{published}/reviews": EVERYONE,
+    "/products/{published}/reviews?stars=5&photos=1": EVERYONE,
+    "/products/{published}/questions": EVERYONE,
+    "/order-lines/{line}/review": {"consumer"},
+    "/console/{a}/reviews": {"owner_a", "staff_a"},
+    "/console/{a}/reviews?unreplied=1": {"owner_a", "staff_a"},
+    "/console/{a}/questions": {"owner_a", "staff_a"},
+    "/console/{a}/questions?answered=1": {"owner_a", "staff_a"},
     # Chat.
+    "/chats": {"consumer", "owner_a", "staff_a", "owner_b", "admin"},
+    "/chats/{conversation}": {"consumer"},
+    "/chats/{conversation}/images/{chat_image}": {"consumer", "owner_a", "staff_a"},
+    "/console/{a}/inbox": {"owner_a", "staff_a"},
+    "/console/{a}/inbox?view=mine": {"owner_a", "staff_a"},
+    "/console/{a}/inbox/{conversation}": {"owner_a", "staff_a"},
     # Notifications.
+    "/me/notifications": {"consumer", "owner_a", "staff_a", "owner_b", "admin"},
     # Moderation and merchant feedback.
+    "/admin/words": {"admin"},
+    "/admin/words?prefix=sc": {"admin"},
+    "/admin/reports": {"admin"},
+    "/admin/reports?status=removed": {"admin"},
+    "/console/{a}/feedback": {"owner_a", "staff_a"},
+    "/console/{a}/feedback?weeks=4": {"owner_a", "staff_a"},
+    "/console/{a}/feedback/products/{product}": {"owner_a", "staff_a"},
+    "/console/{a}/feedback/reviews?term=size&product_id={product}": {"owner_a", "staff_a"},
 }
 ROLES = ["anonymous", "consumer", "owner_a", "staff_a", "owner_b", "admin"]
 
@@ -50,6 +75,39 @@ async def _session_cookie(db: Database, user: User) -> str:
         assert fresh is not None
         token, _ = await accounts.issue_token(s, user=fresh, kind="session")
     return token
+
+
+async def _chat(db: Database, consumer: User, shop_id: int) -> dict[str, int]:
+    """The consumer's conversation with shop A, with a photo in it."""
+    from mobimart.infra.pubsub import LocalBroker
+    from mobimart.social import chat
+
+    async with db.session() as s:
+        consumer = await s.merge(consumer)
+        conversation = await chat.open_conversation(
+            s, user=consumer, shop_id=shop_id, broker=LocalBroker()
+        )
+        image, _ = await chat.send_image(
+            s,
+            user=consumer,
+            conversation_id=conversation.id,
+            data=factories.PNG,
+            broker=LocalBroker(),
+        )
+    return {"conversation": conversation.id, "chat_image": image.id}
+
+
+async def _reviews(db: Database, a: Any, users: dict[str, User]) -> dict[str, int]:
+    """A published product of A's with a review and a question, and the consumer's delivered
+    line of it not reviewed yet."""
+    from tests.api.test_authorization import CA, CB, _reviews_world
+
+    async with db.session() as s:
+        product = await catalog.create_product(
+            s, merchant=a, name="Teapot", price_minor=100, stock=5, publish=True
+        )
+        made = await _reviews_world(s, a, product.id, {CA: users["consumer"], CB: users["owner_b"]})
+    return {"published": product.id, "line": made["line_id"]}
 
 
 @pytest.fixture
@@ -66,6 +124,8 @@ async def world(db: Database, make_user: Any) -> dict[str, Any]:
         )
     cookies = {role: await _session_cookie(db, user) for role, user in users.items()}
     ids = {"a": a.id, "doc": doc.id, "product": product.id, "collection": collection.collection.id}
+    ids |= await _chat(db, users["consumer"], product.shop_id)
+    ids |= await _reviews(db, a, users)
     return {"cookies": cookies, "ids": ids, "users": users}
 
 

@@ -12,6 +12,7 @@ from mobimart.catalog.importing import parse_price
 from mobimart.catalog.listing import Filters, Sort, option_choices
 from mobimart.catalog.view import media_url
 from mobimart.errors import DomainError, NotFound
+from mobimart.social import pages as social_pages
 from mobimart.web.deps import OptionalPageUser, PageUser, Session
 from mobimart.web.forms import see_other
 from mobimart.web.i18n import gettext_ as _
@@ -192,6 +193,9 @@ async def product_page(
             "tab": "home",
             "product": product,
             "chosen": chosen or (product.variants[0] if product.variants else None),
+            "social": await social_pages.product_section(
+                session, product_id=product.id, merchant_id=product.merchant_id, user=user
+            ),
         },
     )
 

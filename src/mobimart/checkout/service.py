@@ -23,6 +23,7 @@ from mobimart.checkout.domain import Status
 from mobimart.checkout.models import Address, Cart, CartLine, Order, OrderDiscount, OrderLine
 from mobimart.db import utcnow
 from mobimart.errors import Conflict, DomainError, NotFound
+from mobimart.notifications import service as notifications
 from mobimart.promotions import domain as pricing
 from mobimart.promotions import service as promotions
 from mobimart.settings import get_settings
@@ -757,6 +758,7 @@ async def release_expired(session: AsyncSession, *, now: dt.datetime | None = No
     released = 0
     for order in expired:
         if await release(session, order=order, reason="not paid in time"):
+            await notifications.order_update(session, order=order, event="cancelled")
             released += 1
         await session.commit()
     return released

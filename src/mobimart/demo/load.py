@@ -1,5 +1,6 @@
-"""Demo data through the real services: an admin, a consumer, three approved merchants with shops
-and 240 products (a catalogue derived from UCI Online Retail, CC BY 4.0: see NOTICE.txt)."""
+"""Demo data through the real services: an admin, a consumer, three approved merchants with shops,
+240 products (a catalogue derived from UCI Online Retail, CC BY 4.0: see NOTICE.txt) and a
+starter list of blocked words."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from mobimart.catalog.models import Category
 from mobimart.db import Database
 from mobimart.merchants import service as merchants
 from mobimart.merchants.domain import Decision, DocumentKind
+from mobimart.moderation import wordlist
 from mobimart.payments import domain as payments_domain
 from mobimart.payments import ledger
 from mobimart.promotions import service as promotions
@@ -135,6 +137,8 @@ async def load(database: Database) -> DemoAccounts:
     await _user(database, ADMIN_PHONE, "Demo admin")
     async with database.session() as session:
         admin = await accounts.ensure_admin(session, phone=ADMIN_PHONE)
+        starter = wordlist.lines_of(wordlist.STARTER.read_text(encoding="utf-8"))
+        await wordlist.import_words(session, lines=starter, admin_id=admin.id)
     await _user(database, CONSUMER_PHONE, "Demo shopper")
 
     async with database.session() as session:

@@ -29,6 +29,7 @@ from mobimart.logistics import domain
 from mobimart.logistics.domain import Source, TrackingStatus
 from mobimart.logistics.models import Shipment, TrackingEvent
 from mobimart.merchants import service as merchants
+from mobimart.notifications import service as notifications
 from mobimart.payments import ledger
 from mobimart.payments import service as payments
 from mobimart.settings import get_settings
@@ -109,6 +110,7 @@ async def ship(
     )
     async with unique_or(session, Conflict("already_shipped", "The order is shipped already.")):
         session.add(shipment)
+    await notifications.order_update(session, order=order, event="shipped")
     await webhooks.emit(
         session,
         merchant_id=merchant_id,
@@ -209,6 +211,7 @@ async def _delivered(session: AsyncSession, *, order_id: int, now: dt.datetime) 
     if order.status == Status.shipped and await checkout.move(
         session, order=order, target=Status.delivered, delivered_at=now
     ):
+        await notifications.order_update(session, order=order, event="delivered")
         await webhooks.emit(
             session,
             merchant_id=order.merchant_id,

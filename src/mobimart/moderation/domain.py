@@ -36,6 +36,12 @@ def _is_separator(ch: str) -> bool:
     return category[0] in "ZPSC"
 
 
+def compact(text: str) -> str:
+    """The form a listed word is matched in: normalised, separators left out ("" when it is
+    only separators). Two words with the same compact form block the same texts."""
+    return "".join(ch for ch in normalise(text) if not _is_separator(ch))
+
+
 def _latin(ch: str) -> bool:
     return ch.isascii() and ch.isalnum()
 

@@ -12,6 +12,9 @@ class BlockedWord(Base):
     """A word the platform refuses in user content; managed by admins."""
 
     __tablename__ = "blocked_words"
+    # Ids are never reused (SQLite would reuse a deleted newest one): each process tells that
+    # the list changed by its count and newest id, see service.word_filter.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     word: Mapped[str] = mapped_column(String(60), unique=True)  # normalised (NFKC, casefold)

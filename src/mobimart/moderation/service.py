@@ -86,6 +86,16 @@ async def add_word(session: AsyncSession, *, word: str, admin_id: int) -> Blocke
     if not text or len(text) > 60 or WordFilter([text]).clean(text):
         # The last test catches words made only of separators, which would match nothing.
         raise DomainError("invalid_word", "A word is 1 to 60 letters, not only punctuation.", 422)
+    # The filter ignores separators, so "刷 单" is "刷单"; and a word containing a listed one
+    # ("加微信号" beside "加微信") is refused already. Neither would change what is blocked.
+    for match in (await word_filter(session)).find(text):
+        same = match.start == 0 and match.end == len(text)
+        raise Conflict(
+            "word_exists",
+            f"“{text}” is on the list already."
+            if same
+            else f"“{text}” is blocked already, by “{match.word}”.",
+        )
     row = BlockedWord(word=text, added_by=admin_id)
     async with unique_or(session, Conflict("word_exists", f"“{text}” is on the list already.")):
         session.add(row)

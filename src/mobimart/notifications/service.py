@@ -5,8 +5,11 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mobimart.checkout.models import Order
 from mobimart.db import utcnow
+from mobimart.errors import NotFound
 from mobimart.notifications.models import Notification
+from mobimart.web.i18n import stored as _
 from mobimart.web.pagination import PageParams
 
 KINDS = frozenset({"order", "answer", "chat", "review", "system"})
@@ -88,4 +91,40 @@ async def read_by_key(session: AsyncSession, *, user_id: int, key: str) -> None:
             Notification.read_at.is_(None),
         )
         .values(read_at=utcnow())
+    )
+
+
+async def open_one(session: AsyncSession, *, user_id: int, notification_id: int) -> str:
+    """Read one of the person's notifications and give the page it points to; someone else's
+    is not found, like one that does not exist."""
+    link = await session.scalar(
+        select(Notification.link).where(
+            Notification.id == notification_id, Notification.user_id == user_id
+        )
+    )
+    if link is None:
+        raise NotFound("Notification")
+    await mark_read(session, user_id=user_id, notification_ids=[notification_id])
+    return link
+
+
+ORDER_TITLES = {
+    "paid": _("Order paid: the shop is preparing it"),
+    "shipped": _("Your order is on its way"),
+    "delivered": _("Your order has been delivered"),
+    "cancelled": _("Your order was cancelled"),
+    "refunded": _("Money back for your order"),
+}
+
+
+async def order_update(session: AsyncSession, *, order: Order, event: str) -> None:
+    """The buyer's line for one order: each update replaces the last, so it rises to the top."""
+    await notify(
+        session,
+        user_id=order.user_id,
+        kind="order",
+        title=ORDER_TITLES[event],
+        body=order.number,
+        link=f"/orders/{order.id}",
+        key=f"order:{order.id}",
     )

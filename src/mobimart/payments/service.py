@@ -29,6 +29,7 @@ from mobimart.infra import http
 from mobimart.infra.payments.gateway import Gateway, load_or_create_keypair
 from mobimart.infra.payments.sandbox import SandboxGateway
 from mobimart.merchants.models import Merchant
+from mobimart.notifications import service as notifications
 from mobimart.payments import domain, ledger
 from mobimart.payments.models import (
     LedgerAccount,
@@ -106,6 +107,7 @@ async def _mark_paid(session: AsyncSession, *, orders: Sequence[Order], payment:
         if moved.rowcount != 1:  # type: ignore[attr-defined]
             return False
     for order in orders:
+        await notifications.order_update(session, order=order, event="paid")
         await webhooks.emit(
             session,
             merchant_id=order.merchant_id,
@@ -421,6 +423,7 @@ async def refund(
         event="payment.refunded",
         data={"order": order.number, "amount_minor": amount, "currency": order.currency},
     )
+    await notifications.order_update(session, order=order, event="refunded")
     if payment.method == "wallet":
         row.status, row.refunded_at = "refunded", utcnow()
     await session.commit()

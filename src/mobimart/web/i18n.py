@@ -50,6 +50,13 @@ def activate(locale: str) -> None:
     _current.set(translations(locale))
 
 
+def stored(message: str) -> str:
+    """Marks text that is stored in English (a notification's title) for the catalogue; the
+    page translates it when shown, in the reader's language rather than the writer's.
+    Import it as `_` so extraction finds it."""
+    return message
+
+
 def gettext_(message: str) -> str:
     return (_current.get() or _NULL).gettext(message)
 

@@ -63,6 +63,8 @@ def render(
         "csrf_token": token,
         "locale": getattr(request.state, "locale", "en"),
         "environment": request.app.state.settings.environment,
+        # Counted per page by notifications.pages.unread_badge, for the tab bar.
+        "unread_notifications": getattr(request.state, "unread_notifications", 0),
         **(context or {}),
     }
     response = templates.TemplateResponse(request, name, ctx, status_code=status)

@@ -45,6 +45,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_blocked_words")),
         sa.UniqueConstraint("word", name=op.f("uq_blocked_words_word")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "notifications",
