@@ -145,11 +145,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with app.state.db.session() as session:
                 await browse.warm(session)
         await app.state.chat.start()
-        yield
-        await app.state.chat.stop()
-        if hasattr(app.state, "sandbox"):
-            await app.state.sandbox.close()
-        await app.state.db.dispose()
+        try:
+            yield
+        finally:  # sockets closed and Redis let go even when shutdown is interrupted
+            try:
+                await app.state.chat.stop()
+            finally:
+                if hasattr(app.state, "sandbox"):
+                    await app.state.sandbox.close()
+                await app.state.db.dispose()
 
     app = FastAPI(
         title="Mobimart",

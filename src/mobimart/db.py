@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -100,6 +101,17 @@ async def unique_or(session: AsyncSession, error: Exception) -> AsyncIterator[No
             await session.flush()
     except IntegrityError:
         raise error from None
+
+
+def insert_or_skip(
+    session: AsyncSession, entity: Any, *, index_elements: list[str] | None = None
+) -> postgresql.Insert | sqlite.Insert:
+    """INSERT ... ON CONFLICT DO NOTHING in the session's database's dialect (both spell it
+    alike, but SQLAlchemy builds it per dialect): a row someone else inserted meanwhile is
+    skipped, not an error. Add `.values(...)` (and `.returning(...)`) to the result."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(entity).on_conflict_do_nothing(index_elements=index_elements)
+    return sqlite.insert(entity).on_conflict_do_nothing(index_elements=index_elements)
 
 
 _AFTER_COMMIT = "mobimart_after_commit"

@@ -29,7 +29,7 @@ from mobimart.db import Database
 from mobimart.moderation.models import BlockedWord
 from mobimart.notifications.models import Notification
 from mobimart.settings import get_settings
-from mobimart.social import live
+from mobimart.social import chat_api, live
 from tests import factories
 
 
@@ -77,6 +77,7 @@ class World:
     a: Shop
     b: Shop
     headers: dict[int, dict[str, str]]
+    admin: User | None = None
 
 
 async def _shop(db: Database, make_user: Any, admin: User, n: int) -> Shop:
@@ -102,8 +103,8 @@ async def world(db: Database, make_user: Any, auth_headers: Any) -> World:
     stranger = await make_user(name="Stranger")
     a = await _shop(db, make_user, admin, 1)
     b = await _shop(db, make_user, admin, 2)
-    people = [consumer, stranger, a.owner, a.staff, a.other_staff, b.owner, b.staff]
-    return World(consumer, stranger, a, b, {u.id: await auth_headers(u) for u in people})
+    people = [consumer, stranger, a.owner, a.staff, a.other_staff, b.owner, b.staff, admin]
+    return World(consumer, stranger, a, b, {u.id: await auth_headers(u) for u in people}, admin)
 
 
 def _token(headers: dict[str, str]) -> str:
@@ -172,6 +173,20 @@ async def _connect(server: str, headers: dict[str, str], **kwargs: Any) -> Socke
         f"ws://{server}/api/v1/chat/ws", additional_headers=headers, **kwargs
     )
     return Socket(ws)
+
+
+async def _closed_with(socket: Socket, within: float = 5) -> int:
+    """The close code the server ends the socket with (frames before it are kept)."""
+
+    async def read_to_the_end() -> None:
+        async with asyncio.timeout(within):
+            while True:
+                socket.frames.append(json.loads(await socket.ws.recv()))
+
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await read_to_the_end()
+    assert closed.value.rcvd is not None, "closed without a close frame"
+    return closed.value.rcvd.code
 
 
 # --- REST --------------------------------------------------------------------------------------
@@ -669,3 +684,484 @@ async def test_the_hub_fills_gaps_and_drops_repeats_from_the_broker(
     finally:
         await hub.detach(connection)
         await hub.stop()
+
+
+# --- review fixes: access that changes, what the consumer sees, bounded work ------------------
+
+
+async def test_a_removed_staff_members_socket_is_closed_and_hears_no_more(
+    server: str, http: httpx.AsyncClient, world: World, db: Database, monkeypatch: Any
+) -> None:
+    """Shops are re-checked every RECHECK_S: a member removed meanwhile is closed with 4403
+    (the client connects again) and the new socket carries nothing of that merchant."""
+    from sqlalchemy import delete
+
+    from mobimart.merchants.models import MerchantMember
+
+    monkeypatch.setattr(chat_api, "RECHECK_S", 0.3)
+    cid = (await _open(http, world))["id"]
+    staff = await _connect(server, world.headers[world.a.staff.id])
+    colleague = await _connect(server, world.headers[world.a.other_staff.id])
+    try:
+        await staff.send({"type": "hello", "cursors": {}})
+        await colleague.send({"type": "hello", "cursors": {}})
+        async with db.session() as s:
+            await s.execute(
+                delete(MerchantMember).where(
+                    MerchantMember.merchant_id == world.a.merchant_id,
+                    MerchantMember.user_id == world.a.staff.id,
+                )
+            )
+            await s.commit()
+        assert await _closed_with(staff) == chat_api.CLOSE_FORBIDDEN
+        again = await _connect(server, world.headers[world.a.staff.id])
+        try:
+            await http.post(
+                f"/api/v1/conversations/{cid}/messages",
+                json={"client_id": "after", "body": "only for the shop's people"},
+                headers=world.headers[world.consumer.id],
+            )
+            await colleague.until(lambda f: f["type"] == "message")  # a member still hears it
+            assert await again.quiet(0.5) == []
+        finally:
+            await again.ws.close()
+    finally:
+        await colleague.ws.close()
+
+
+async def test_a_signed_out_socket_is_closed_at_its_next_recheck(
+    server: str, http: httpx.AsyncClient, world: World, db: Database, monkeypatch: Any
+) -> None:
+    """A sign-in revoked (signed out elsewhere, expired): the socket is closed with 4401 within
+    RECHECK_S, whether it was sending or quiet, and nothing sent after that is stored."""
+    from sqlalchemy import update
+
+    from mobimart.accounts.models import AuthToken
+    from mobimart.db import utcnow
+    from mobimart.signing import token_digest
+
+    async def revoke(headers: dict[str, str]) -> None:
+        async with db.session() as s:
+            await s.execute(
+                update(AuthToken)
+                .where(AuthToken.token_hash == token_digest(_token(headers)))
+                .values(revoked_at=utcnow())
+            )
+            await s.commit()
+
+    monkeypatch.setattr(chat_api, "RECHECK_S", 0.3)
+    cid = (await _open(http, world))["id"]
+    consumer = await _connect(server, world.headers[world.consumer.id])
+    staff = await _connect(server, world.headers[world.a.staff.id])
+    await consumer.send({"type": "ping"})
+    await consumer.until(lambda f: f["type"] == "pong")
+    await staff.send({"type": "hello", "cursors": {}})
+    await revoke(world.headers[world.consumer.id])
+    await revoke(world.headers[world.a.staff.id])
+    assert await _closed_with(staff) == chat_api.CLOSE_UNAUTHORIZED
+    assert await _closed_with(consumer) == chat_api.CLOSE_UNAUTHORIZED
+    history = await http.get(
+        f"/api/v1/conversations/{cid}/messages", headers=world.headers[world.a.owner.id]
+    )
+    assert history.json()["items"] == []
+
+
+async def test_the_consumer_learns_nothing_of_the_shops_staff(
+    server: str, http: httpx.AsyncClient, world: World
+) -> None:
+    cid = (await _open(http, world))["id"]
+    consumer_headers = world.headers[world.consumer.id]
+    consumer = await _connect(server, consumer_headers)
+    staff = await _connect(server, world.headers[world.a.staff.id])
+    try:
+        await consumer.send({"type": "hello", "cursors": {str(cid): 0}})
+        await staff.send({"type": "hello", "cursors": {str(cid): 0}})
+        sent = await http.post(
+            f"/api/v1/conversations/{cid}/messages",
+            json={"client_id": "s1", "body": "Hello from the shop"},
+            headers=world.headers[world.a.staff.id],
+        )
+        assert sent.json()["sender_id"] == world.a.staff.id  # the shop sees its own people
+        live_frame = await consumer.until(lambda f: f["type"] == "message")
+        assert live_frame["message"]["sender_id"] is None
+        shop_frame = await staff.until(lambda f: f["type"] == "message")
+        assert shop_frame["message"]["sender_id"] == world.a.staff.id
+        await consumer.ws.close()
+        # Caught up from the database after a reconnect: the same.
+        back = await _connect(server, consumer_headers)
+        try:
+            await back.send({"type": "hello", "cursors": {str(cid): 0}})
+            caught = await back.until(lambda f: f["type"] == "message")
+            assert caught["message"]["sender_id"] is None
+        finally:
+            await back.ws.close()
+    finally:
+        await staff.ws.close()
+    listed = (await http.get("/api/v1/conversations", headers=consumer_headers)).json()
+    history = (
+        await http.get(f"/api/v1/conversations/{cid}/messages", headers=consumer_headers)
+    ).json()
+    for row in (listed["items"][0], history["conversation"]):
+        assert row["assignee_id"] is None
+        assert row["assignee_name"] == ""
+        assert row["last_message"]["sender_id"] is None
+    assert [m["sender_id"] for m in history["items"]] == [None]
+    text = json.dumps([listed, history])
+    assert "Staff 1" not in text
+    shop = (
+        await http.get(
+            f"/api/v1/merchants/{world.a.merchant_id}/conversations",
+            headers=world.headers[world.a.owner.id],
+        )
+    ).json()["items"][0]
+    assert shop["assignee_id"] == world.a.staff.id
+    assert shop["assignee_name"] == "Staff 1"
+
+
+async def test_a_hello_names_at_most_max_cursors_and_frames_are_rate_limited(
+    server: str, http: httpx.AsyncClient, world: World, monkeypatch: Any
+) -> None:
+    cid = (await _open(http, world))["id"]
+    socket = await _connect(server, world.headers[world.consumer.id])
+    try:
+        many = {str(n): 0 for n in range(1, chat_api.MAX_CURSORS + 2)}
+        await socket.send({"type": "hello", "cursors": many})
+        frames = await socket.quiet(0.5)
+        assert [f["code"] for f in frames] == ["too_many_cursors"]  # one refusal, no reads
+        assert str(chat_api.MAX_CURSORS) in frames[0]["detail"]
+        await socket.send({"type": "hello", "cursors": {str(cid): 0}})
+        assert [f for f in await socket.quiet(0.3) if f not in frames] == []
+    finally:
+        await socket.ws.close()
+    monkeypatch.setattr(chat_api, "FRAME_BURST", 5.0)
+    monkeypatch.setattr(chat_api, "FRAME_RATE", 1.0)
+    flood = await _connect(server, world.headers[world.consumer.id])
+    try:
+        for _ in range(12):
+            await flood.send({"type": "ping"})
+        frames = await flood.quiet(0.5)
+        assert [f["type"] for f in frames].count("pong") in (5, 6)
+        assert {f.get("code") for f in frames if f["type"] == "error"} == {"rate_limited"}
+    finally:
+        await flood.ws.close()
+
+
+async def test_a_message_removed_by_moderation_is_replaced_on_open_sockets(
+    server: str, http: httpx.AsyncClient, world: World
+) -> None:
+    assert world.admin is not None
+    cid = (await _open(http, world))["id"]
+    consumer_headers = world.headers[world.consumer.id]
+    for n, body in enumerate(["hello", "buy cheap pills here"]):
+        await http.post(
+            f"/api/v1/conversations/{cid}/messages",
+            json={"client_id": f"h{n}", "body": body},
+            headers=consumer_headers,
+        )
+    items = (
+        await http.get(f"/api/v1/conversations/{cid}/messages", headers=consumer_headers)
+    ).json()["items"]
+    spam = items[1]
+    consumer = await _connect(server, consumer_headers)
+    staff = await _connect(server, world.headers[world.a.staff.id])
+    elsewhere = await _connect(server, world.headers[world.a.other_staff.id])
+    try:
+        await consumer.send({"type": "hello", "cursors": {str(cid): 0}})
+        await staff.send({"type": "hello", "cursors": {str(cid): 2}})
+        await elsewhere.send({"type": "hello", "cursors": {str(cid): 1}})  # has not seen it yet
+        await consumer.until(lambda f: f["type"] == "message" and f["message"]["seq"] == 2)
+        await elsewhere.until(lambda f: f["type"] == "message" and f["message"]["seq"] == 2)
+        await elsewhere.quiet(0.2)
+        reported = await http.post(
+            "/api/v1/reports",
+            json={"subject": "message", "subject_id": spam["id"], "reason": "Spam"},
+            headers=world.headers[world.a.staff.id],
+        )
+        assert reported.status_code == 201, reported.text
+        resolved = await http.post(
+            f"/api/v1/admin/reports/{reported.json()['id']}/resolve",
+            json={"action": "remove"},
+            headers=world.headers[world.admin.id],
+        )
+        assert resolved.status_code == 200, resolved.text
+        for socket in (consumer, staff, elsewhere):
+            frame = await socket.until(lambda f: f["type"] == "message" and f.get("update"))
+            assert frame["message"]["seq"] == 2
+            assert frame["message"]["hidden"] is True
+            assert frame["message"]["body"] == ""
+        assert "pills" not in json.dumps(staff.frames)
+        assert staff.messages(cid) == [2]  # the replacement only: nothing new
+    finally:
+        for socket in (consumer, staff, elsewhere):
+            await socket.ws.close()
+
+
+async def test_the_api_image_route_takes_bearer_tokens_only(
+    http: httpx.AsyncClient, world: World, db: Database
+) -> None:
+    cid = (await _open(http, world))["id"]
+    sent = await http.post(
+        f"/api/v1/conversations/{cid}/images",
+        files={"file": ("a.png", factories.PNG, "image/png")},
+        headers=world.headers[world.consumer.id],
+    )
+    url = sent.json()["image_url"]
+    async with db.session() as s:
+        user = await s.get(User, world.consumer.id)
+        assert user is not None
+        cookie, _ = await accounts.issue_token(s, user=user, kind="session")
+    assert (await http.get(url, headers={"Cookie": f"mm_session={cookie}"})).status_code == 401
+    got = await http.get(url, headers=world.headers[world.consumer.id])
+    assert got.headers["cache-control"] == "private, max-age=3600"
+    page = await http.get(
+        f"/chats/{cid}/images/{sent.json()['id']}", headers={"Cookie": f"mm_session={cookie}"}
+    )
+    assert page.status_code == 200
+    assert page.headers["cache-control"] == got.headers["cache-control"]
+
+
+async def test_a_resent_image_leaves_no_second_file(
+    world: World, db: Database, monkeypatch: Any
+) -> None:
+    """The same client id raced past the first check: the second upload's file is removed."""
+    from mobimart.infra.pubsub import LocalBroker
+    from mobimart.social import chat
+
+    quiet = LocalBroker()
+    async with db.session() as s:
+        consumer = await s.get(User, world.consumer.id)
+        assert consumer is not None
+        conversation = await chat.open_conversation(
+            s, user=consumer, shop_id=world.a.shop_id, broker=quiet
+        )
+        first, created = await chat.send_image(
+            s,
+            user=consumer,
+            conversation_id=conversation.id,
+            data=factories.PNG,
+            client_id="img",
+            broker=quiet,
+        )
+        assert created
+        store_dir = chat.image_store().root
+        before = sorted(p for p in store_dir.rglob("*") if p.is_file())
+
+        async def not_yet(*args: Any, **kwargs: Any) -> None:
+            return None
+
+        monkeypatch.setattr(chat, "_by_client_id", not_yet)
+        again, created = await chat.send_image(
+            s,
+            user=consumer,
+            conversation_id=conversation.id,
+            data=factories.PNG,
+            client_id="img",
+            broker=quiet,
+        )
+        assert not created
+        assert again.id == first.id
+        assert sorted(p for p in store_dir.rglob("*") if p.is_file()) == before
+
+
+def _recorder() -> tuple[list[str], list[int], Any, Any]:
+    sent: list[str] = []
+    closed: list[int] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    async def close(code: int) -> None:
+        closed.append(code)
+
+    return sent, closed, send, close
+
+
+async def test_a_failed_attach_leaves_only_what_it_joined(world: World, db: Database) -> None:
+    """A second socket of the same person fails to subscribe: undoing it must not make the
+    first look offline."""
+    from mobimart.infra.pubsub import Listener, LocalBroker
+
+    class Flaky(LocalBroker):
+        fail = False
+
+        async def subscribe(self, channel: str, listener: Listener) -> None:
+            if self.fail and channel.startswith("chat:merchant:"):
+                raise OSError("connection lost")
+            await super().subscribe(channel, listener)
+
+    broker = Flaky()
+    hub = live.Hub(broker, db)
+    user = world.a.staff.id
+    _, _, send, close = _recorder()
+    first = live.Connection(
+        hub, user_id=user, merchant_ids=[world.a.merchant_id], send=send, close=close
+    )
+    second = live.Connection(
+        hub, user_id=user, merchant_ids=[world.a.merchant_id], send=send, close=close
+    )
+    try:
+        await hub.attach(first)
+        broker.fail = True
+        with pytest.raises(OSError, match="connection lost"):
+            await hub.attach(second)
+        await hub.detach(second)
+        keys = [f"user:{user}", f"merchant:{world.a.merchant_id}"]
+        assert await broker.online(keys) == set(keys)
+        assert hub.connected == 1
+        await hub.detach(first)
+        assert await broker.online(keys) == set()
+    finally:
+        await hub.stop()
+
+
+async def test_an_idle_conversation_takes_no_memory_until_its_next_message(
+    world: World, db: Database
+) -> None:
+    """Only conversations active since `since` are loaded at connect; another one is learned
+    from its first live message, the messages after `since` read from the database."""
+    from mobimart.db import utcnow
+    from mobimart.infra.pubsub import LocalBroker
+    from mobimart.social import chat
+    from mobimart.social.models import Message
+
+    quiet = LocalBroker()
+
+    async def say(n: int) -> None:
+        async with db.session() as s:
+            consumer = await s.get(User, world.consumer.id)
+            assert consumer is not None
+            await chat.send(
+                s,
+                user=consumer,
+                conversation_id=cid,
+                body=f"m{n}",
+                client_id=f"m{n}",
+                broker=quiet,
+            )
+
+    async with db.session() as s:
+        consumer = await s.get(User, world.consumer.id)
+        assert consumer is not None
+        cid = (
+            await chat.open_conversation(s, user=consumer, shop_id=world.a.shop_id, broker=quiet)
+        ).id
+    for n in (1, 2, 3):
+        await say(n)
+    await asyncio.sleep(0.01)
+    since = utcnow()
+    async with db.session() as s:
+        active = await chat.socket_conversations(
+            s, user_id=world.a.staff.id, merchant_ids=[world.a.merchant_id], since=since
+        )
+    assert active == {}
+    for n in (4, 5):  # written after the connect: the socket has not seen them
+        await say(n)
+    async with db.session() as s:
+        newest = await s.scalar(
+            select(Message).where(Message.conversation_id == cid, Message.seq == 5)
+        )
+        assert newest is not None
+        frame = chat.message_frame(newest, {})
+
+    hub = live.Hub(LocalBroker(), db)
+    sent, closed, send, close = _recorder()
+    connection = live.Connection(
+        hub, user_id=world.a.staff.id, merchant_ids=[world.a.merchant_id], send=send, close=close
+    )
+    await hub.attach(connection)
+    connection.follow(active, since=since)
+    connection.start()
+    connection.ready()
+    try:
+        assert connection.delivery.upto == {}
+        await hub.broker.publish(chat.merchant_channel(world.a.merchant_id), frame)
+        for _ in range(200):
+            if len(sent) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        assert [json.loads(t)["message"]["seq"] for t in sent] == [4, 5]
+        assert connection.delivery.upto == {cid: 5}
+        assert closed == []
+    finally:
+        await hub.detach(connection)
+        await hub.stop()
+
+
+async def test_after_the_broker_was_away_sockets_catch_up_from_the_database(
+    world: World, db: Database
+) -> None:
+    """Messages published while the broker's subscriptions were lost never arrive: the hub
+    reads what its sockets miss, also in a conversation idle at connect."""
+    from mobimart.db import utcnow
+    from mobimart.infra.pubsub import LocalBroker
+    from mobimart.social import chat
+
+    quiet = LocalBroker()  # the "lost" publishes: nobody hears them
+    async with db.session() as s:
+        consumer = await s.get(User, world.consumer.id)
+        assert consumer is not None
+        cid = (
+            await chat.open_conversation(s, user=consumer, shop_id=world.a.shop_id, broker=quiet)
+        ).id
+        await chat.send(s, user=consumer, conversation_id=cid, body="m1", broker=quiet)
+    await asyncio.sleep(0.01)
+    hub = live.Hub(LocalBroker(), db)
+    sent, closed, send, close = _recorder()
+    connection = live.Connection(
+        hub, user_id=world.a.staff.id, merchant_ids=[world.a.merchant_id], send=send, close=close
+    )
+    await hub.attach(connection)
+    connection.follow({}, since=utcnow())  # idle at connect
+    connection.start()
+    connection.ready()
+    try:
+        lost_at = utcnow()
+        async with db.session() as s:
+            consumer = await s.get(User, world.consumer.id)
+            assert consumer is not None
+            for n in (2, 3):
+                await chat.send(s, user=consumer, conversation_id=cid, body=f"m{n}", broker=quiet)
+        await hub.resync(lost_at)
+        await hub.resync(lost_at)  # twice: nothing twice
+        for _ in range(200):
+            if len(sent) >= 2:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        assert [json.loads(t)["message"]["seq"] for t in sent] == [2, 3]
+        assert closed == []
+    finally:
+        await hub.detach(connection)
+        await hub.stop()
+
+
+async def test_stopping_the_hub_closes_its_sockets_and_a_slow_one_is_closed_once(
+    world: World, db: Database, monkeypatch: Any
+) -> None:
+    from mobimart.infra.pubsub import LocalBroker
+
+    monkeypatch.setattr(live, "QUEUE_LIMIT", 3)
+    hub = live.Hub(LocalBroker(), db)
+    _, slow_closed, send, slow_close = _recorder()
+    slow = live.Connection(
+        hub, user_id=world.consumer.id, merchant_ids=[], send=send, close=slow_close
+    )
+    await hub.attach(slow)
+    slow.start()  # never ready: frames pile up
+    for _ in range(10):
+        slow.frame({"type": "pong"})
+    await asyncio.sleep(0.05)
+    assert slow_closed == [live.CLOSE_TOO_SLOW]
+    await hub.detach(slow)
+
+    _, closed, send, close = _recorder()
+    connection = live.Connection(
+        hub, user_id=world.a.staff.id, merchant_ids=[world.a.merchant_id], send=send, close=close
+    )
+    await hub.attach(connection)
+    connection.start()
+    connection.ready()
+    await hub.stop()
+    assert closed == [live.CLOSE_GOING_AWAY]
+    assert hub.connected == 0

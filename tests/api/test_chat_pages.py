@@ -336,3 +336,34 @@ async def test_an_offline_consumer_is_notified_and_opening_the_chat_reads_it(
         assert 'id="unread-badge"' not in page.text
     async with world.db.session() as s:
         assert await notifications.unread_count(s, user_id=consumer_id) == 0
+
+
+async def test_a_thread_under_another_merchants_console_is_404_and_reads_nothing(
+    world: World,
+) -> None:
+    """Someone on the staff of two merchants opens merchant A's chat under merchant B's
+    console: 404, and the shop's read position does not move (checked before reading)."""
+    from mobimart.merchants.models import Merchant
+
+    async with world.db.session() as s:
+        merchant_b = await s.get(Merchant, world.merchant_b)
+        assert merchant_b is not None
+    await factories.add_staff(world.db, merchant_b, world.users["owner_b"], world.users["staff_a"])
+    async with await world.client("consumer") as c:
+        conversation_id = await _start(world, c)
+    await _say(world, "consumer", conversation_id, "Anyone there?")
+    async with await world.client("staff_a") as staff:
+        wrong = await staff.get(f"/console/{world.merchant_b}/inbox/{conversation_id}")
+        assert wrong.status_code == 404
+    async with world.db.session() as s:
+        conversation = await s.get(Conversation, conversation_id)
+        assert conversation is not None
+        assert conversation.shop_read_seq == 0
+        assert conversation.last_seq == 1
+    async with await world.client("staff_a") as staff:
+        right = await staff.get(f"/console/{world.merchant_a}/inbox/{conversation_id}")
+        assert right.status_code == 200
+    async with world.db.session() as s:
+        conversation = await s.get(Conversation, conversation_id)
+        assert conversation is not None
+        assert conversation.shop_read_seq == conversation.last_seq

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from mobimart.accounts import service as accounts
@@ -325,6 +326,39 @@ async def test_product_feedback_keeps_to_the_product(
 
     other = await client.get(url, params={"product_id": w.b.products[0]}, headers=headers)
     assert other.status_code == 404  # merchant B's product
+
+
+async def test_chat_waits_read_turns_not_messages_up_to_a_cap(
+    client: httpx.AsyncClient,
+    db: Database,
+    make_user: Any,
+    auth_headers: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Forty messages in a row are one turn: four turns carry both waits; past the cap the
+    oldest turns are left out, not the request's memory (finding 17)."""
+    from mobimart.social import feedback
+
+    admin = await make_user(admin=True)
+    a = await _shop(db, await make_user(), admin, 1, ["T-shirt"])
+    buyer = await make_user()
+    many = [("consumer", "text", 100 - m / 2) for m in range(40)]  # 100 to 80.5 min ago
+    cid = await _chat(db, a, buyer, [*many, ("shop", "text", 60), ("shop", "text", 59),
+                                     ("consumer", "text", 30), ("shop", "text", 29)])  # fmt: skip
+    url = f"/api/v1/merchants/{a.merchant.id}/feedback"
+    headers = await auth_headers(a.owner)
+
+    monkeypatch.setattr(feedback, "MAX_TURNS", 4)
+    body = (await client.get(url, headers=headers)).json()
+    assert [(c["conversation_id"], c["wait_seconds"]) for c in body["slow_chats"]] == [
+        (cid, 40 * 60)
+    ]
+    assert body["median_first_response_seconds"] == (40 * 60 + 60) / 2
+
+    monkeypatch.setattr(feedback, "MAX_TURNS", 2)  # only the newest wait is read
+    body = (await client.get(url, headers=headers)).json()
+    assert body["slow_chats"] == []
+    assert body["median_first_response_seconds"] == 60
 
 
 async def test_a_window_of_weeks(

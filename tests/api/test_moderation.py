@@ -481,6 +481,60 @@ async def test_admin_pages_manage_words_and_settle_reports(
         assert (await s.get(Question, q)).hidden_at is None  # type: ignore[union-attr]
 
 
+async def test_the_report_form_comes_back_with_every_outcome(
+    app: Any, db: Database, w: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Own content, too many reports and content no longer shown come back to the page with
+    the outcome, as a second report does, not an error page (finding 16)."""
+    monkeypatch.setitem(moderation.LIMITS, "report", (1, dt.timedelta(hours=1)))
+    product, q, a = w["ids"]["product"], w["ids"]["question"], w["ids"]["answer"]
+
+    async def send(c: httpx.AsyncClient, subject: str, subject_id: int) -> str:
+        sent = await c.post(
+            "/report",
+            data={
+                "subject": subject,
+                "subject_id": str(subject_id),
+                "reason": "spam",
+                "next": f"/products/{product}/questions",
+                "csrf_token": CSRF,
+            },
+        )
+        assert sent.status_code == 303, sent.text
+        location = sent.headers["location"]
+        assert location.startswith(f"/products/{product}/questions?reported={subject}-")
+        return location
+
+    async with await _page_client(app, db, w["users"]["cb"]) as c:  # cb asked the question
+        back = await send(c, "question", q)
+        assert "notice=own_content" in back
+        page = await c.get(back)
+        assert "You cannot report what you wrote yourself." in page.text
+        # cb's own question has no Report form; the shop's answer has one.
+        assert f'id="reason-question-{q}"' not in page.text
+        assert f'id="reason-answer-{a}"' in page.text
+        assert "notice=reported" in await send(c, "answer", a)
+        async with db.session() as s:
+            other = Question(
+                product_id=product, merchant_id=w["merchant"].id, user_id=w["users"]["ca"].id,
+                body="Another",
+            )  # fmt: skip
+            s.add(other)
+            await s.commit()
+        back = await send(c, "question", other.id)
+        assert "notice=rate_limited" in back
+        assert "many reports in a short time" in (await c.get(back)).text
+        back = await send(c, "question", 10**9)
+        assert "notice=not_found" in back
+    async with await _page_client(app, db, w["users"]["owner"]) as c:  # the shop answered
+        page = await c.get(f"/products/{product}/questions")
+        assert f'id="reason-question-{q}"' in page.text
+        assert f'id="reason-answer-{a}"' not in page.text
+    async with db.session() as s:
+        reported = await s.scalars(select(Report.subject_id).where(Report.subject == "question"))
+        assert list(reported) == []
+
+
 def _button(query: str, user: object) -> str:
     request = Request(
         {"type": "http", "method": "GET", "path": "/products/7", "query_string": query.encode(),
@@ -503,3 +557,16 @@ def test_the_report_button_says_how_its_report_went() -> None:
     # Another item's outcome leaves this one's form alone; signed out, there is no form.
     assert 'action="/report"' in _button("reported=review-6&notice=reported", user=object())
     assert 'action="/report"' not in _button("", user=None)
+
+
+def test_the_report_button_offers_the_reasons_the_handler_takes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One list of reasons: a reason added to moderation.reasons.REASONS is offered (18d)."""
+    from mobimart.moderation import pages  # noqa: F401  (it gives the templates the list)
+    from mobimart.moderation.reasons import REASONS
+
+    monkeypatch.setitem(REASONS, "fake", "Counterfeit goods")
+    form = _button("", user=object())
+    for code, label in REASONS.items():
+        assert f'<option value="{code}">{label}</option>' in form.replace("&#39;", "'")

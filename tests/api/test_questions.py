@@ -4,16 +4,20 @@ question, counts follow hiding and restoring, and the shop sees what is waiting.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 
+from mobimart.accounts import service as accounts
 from mobimart.db import Database
 from mobimart.moderation import service as moderation
 from mobimart.notifications.models import Notification
 from mobimart.social import questions
 from mobimart.social.models import Question
+from mobimart.web.deps import SESSION_COOKIE
 from tests import factories
 from tests.api.test_reviews import shop
 from tests.factories import buy
@@ -163,3 +167,55 @@ async def test_blocked_words_are_refused_in_questions_and_answers(
     assert await _answer_count(db, made.json()["id"]) == 0
     empty = await client.post(url, json={"body": "   "}, headers=await auth_headers(asker))
     assert (empty.status_code, empty.json()["code"]) == (422, "empty_text")
+
+
+async def test_who_may_answer_is_one_rule(db: Database, make_user: Any) -> None:
+    """Staff True, buyer False, anyone else and nobody signed in None, for the pages and for
+    answering alike (finding 18c)."""
+    w = await shop(db, make_user)
+    buyer, stranger = await make_user(), await make_user()
+    await buy(db, buyer, w.products[:1], owner=w.owner, merchant_id=w.merchant.id, until="paid")
+    where = {"product_id": w.products[0].id, "merchant_id": w.merchant.id}
+    async with db.session() as s:
+        assert await questions.may_answer(s, user=w.owner, **where) is True
+        assert await questions.may_answer(s, user=buyer, **where) is False
+        assert await questions.may_answer(s, user=stranger, **where) is None
+        assert await questions.may_answer(s, user=None, **where) is None
+
+
+async def test_the_console_says_too_often_with_its_status(
+    app: Any,
+    client: httpx.AsyncClient,
+    db: Database,
+    make_user: Any,
+    auth_headers: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A console answer refused for going too fast comes back as a 429, not a 422 (16)."""
+    monkeypatch.setitem(moderation.LIMITS, "answer", (1, dt.timedelta(hours=1)))
+    w = await shop(db, make_user)
+    asker = await make_user()
+    ids = []
+    for text in ("Colour?", "Size?"):
+        made = await client.post(
+            f"/api/v1/products/{w.products[0].id}/questions",
+            json={"body": text},
+            headers=await auth_headers(asker),
+        )
+        ids.append(made.json()["id"])
+    async with db.session() as s:
+        token, _ = await accounts.issue_token(s, user=await s.merge(w.owner), kind="session")
+    cookies = {SESSION_COOKIE: token, "mm_csrf": "x" * 43}
+    console = f"/console/{w.merchant.id}/questions"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", cookies=cookies) as c:
+        first = await c.post(
+            f"{console}/{ids[0]}/answers", data={"csrf_token": "x" * 43, "body": "Blue."}
+        )
+        assert first.status_code == 303
+        second = await c.post(
+            f"{console}/{ids[1]}/answers", data={"csrf_token": "x" * 43, "body": "Large."}
+        )
+        assert second.status_code == 429
+        assert "too often" in second.text
+        assert "Large.</textarea>" in second.text

@@ -344,7 +344,7 @@ async def test_a_refused_review_form_keeps_what_was_typed(
         assert posted.headers["location"].startswith(f"/products/{w.products[0].id}#review-")
         product = await c.get(f"/products/{w.products[0].id}")
         assert "Arrived fast" in product.text
-        assert "/media/" in product.text
+        assert "/reviews/photos/" in product.text
         review_id = posted.headers["location"].rsplit("#review-", 1)[1]
         assert f'action="/reviews/{review_id}/helpful"' not in product.text  # not on one's own
         # Someone else's line: refused with the rule, not a form.
@@ -414,3 +414,92 @@ async def test_the_console_replies_and_answers_with_plain_forms(
     assert "Thanks for the &lt;3 stars" in product.text
     assert "Yes, free." in product.text
     assert "The shop" in product.text
+
+
+async def test_a_removed_reviews_photos_are_gone_and_briefly_cached(
+    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+) -> None:
+    """Review photos are not public media: served only while the review is shown, never at
+    /media/<key>, and cached minutes, not a year (finding 11)."""
+    w = await shop(db, make_user)
+    author = await make_user()
+    (line,) = await buy(db, author, w.products[:1], owner=w.owner, merchant_id=w.merchant.id)
+    headers = await auth_headers(author)
+    made = await client.post(
+        f"/api/v1/order-lines/{line}/review", json={"stars": 4}, headers=headers
+    )
+    added = await client.post(
+        f"/api/v1/reviews/{made.json()['id']}/photos",
+        files=[("files", ("a.png", factories.PNG, "image/png"))],
+        headers=headers,
+    )
+    url = added.json()[0]["url"]
+    key = url.rsplit("/", 1)[1]
+    served = await client.get(url)
+    assert (served.status_code, served.headers["content-type"]) == (200, "image/png")
+    assert served.content == factories.PNG
+    cache = served.headers["cache-control"]
+    assert "immutable" not in cache
+    assert int(cache.split("max-age=")[1].split(",")[0]) <= 3600
+    assert (await client.get(f"/media/{key}")).status_code == 404  # not among the public media
+    async with db.session() as s:
+        assert await reviews.hide(s, review_id=made.json()["id"])
+        await s.commit()
+    assert (await client.get(url)).status_code == 404
+    async with db.session() as s:
+        assert await reviews.restore(s, review_id=made.json()["id"])
+        await s.commit()
+    assert (await client.get(url)).status_code == 200
+    assert (await client.get("/reviews/photos/" + "0" * 32 + ".png")).status_code == 404
+    assert (await client.get("/reviews/photos/..%2Fkeys")).status_code == 404
+
+
+async def test_the_review_form_saves_all_or_nothing(
+    app: Any, db: Database, make_user: Any, auth_headers: Any, client: httpx.AsyncClient
+) -> None:
+    """A form whose photos would pass the limit changes nothing, not the text without the
+    photos (finding 13)."""
+    from mobimart.accounts import service as accounts
+
+    w = await shop(db, make_user)
+    author = await make_user()
+    (line,) = await buy(db, author, w.products[:1], owner=w.owner, merchant_id=w.merchant.id)
+    headers = await auth_headers(author)
+    made = await client.post(
+        f"/api/v1/order-lines/{line}/review", json={"stars": 4, "body": "First"}, headers=headers
+    )
+    review_id = made.json()["id"]
+    png = ("files", ("a.png", factories.PNG, "image/png"))
+    assert (
+        await client.post(f"/api/v1/reviews/{review_id}/photos", files=[png] * 5, headers=headers)
+    ).status_code == 201
+    async with db.session() as s:
+        token, _ = await accounts.issue_token(s, user=await s.merge(author), kind="session")
+    cookies = {SESSION_COOKIE: token, "mm_csrf": "x" * 43}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", cookies=cookies) as c:
+        refused = await c.post(
+            f"/order-lines/{line}/review",
+            data={"csrf_token": "x" * 43, "stars": "2", "body": "Changed"},
+            files=[("photos", ("p.png", factories.PNG, "image/png"))] * 2,
+        )
+        assert refused.status_code == 422
+        assert "at most 6 photos" in refused.text
+        assert "Changed</textarea>" in refused.text  # what was typed comes back
+        async with db.session() as s:
+            review = await s.get(Review, review_id)
+            assert review is not None
+            assert (review.stars, review.body) == (4, "First")
+        await _assert_ratings_agree(c, db, w)
+        saved = await c.post(
+            f"/order-lines/{line}/review",
+            data={"csrf_token": "x" * 43, "stars": "2", "body": "Changed"},
+            files=[("photos", ("p.png", factories.PNG, "image/png"))],
+        )
+        assert saved.status_code == 303
+    async with db.session() as s:
+        review = await s.get(Review, review_id)
+        assert review is not None
+        assert (review.stars, review.body) == (2, "Changed")
+        assert len((await reviews.photos_of(s, [review_id]))[review_id]) == 6
+    await _assert_ratings_agree(client, db, w)

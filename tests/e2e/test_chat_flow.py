@@ -128,3 +128,22 @@ async def test_shopper_and_shop_chat_live(phone_context: Any, server: Server) ->
         assert await no_sideways_scroll(page)
         await page.screenshot(path=str(screenshot_dir() / f"{name}.png"), full_page=True)
     assert shopper.url == conversation_url
+
+    # 4403 (what the person may see changed): the page connects again at once, and catches up.
+    await shopper.wait_for_selector("#chat[data-state=live]")
+    before = len(sockets)
+    await sockets[-1].close(code=4403, reason="access changed")
+    for _ in range(100):
+        if len(sockets) > before:
+            break
+        await asyncio.sleep(0.05)
+    assert len(sockets) > before, "no reconnect after 4403"
+    await shopper.wait_for_selector("#chat[data-state=live]")
+    # 4401 (signed out): no more tries, and the page says to sign in again.
+    before = len(sockets)
+    await sockets[-1].close(code=4401, reason="signed out")
+    await shopper.wait_for_selector("#chat[data-state=offline]")
+    await shopper.wait_for_selector("#chat-status:not([hidden])")
+    await asyncio.sleep(1.5)
+    assert len(sockets) == before
+    assert await shopper.get_attribute("#chat", "data-state") == "offline"

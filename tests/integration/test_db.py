@@ -33,3 +33,26 @@ async def test_unique_or_turns_a_duplicate_into_the_error_and_goes_on(
         await s.commit()  # the work before the failed block survives
     async with db.session() as s:
         assert await s.scalar(select(User).where(User.phone_hash == "kept")) is not None
+
+
+async def test_insert_or_skip_skips_a_row_that_is_there(db: Database) -> None:
+    """One INSERT ... ON CONFLICT DO NOTHING for both databases (reviews, the rate limiter
+    and the word list use it)."""
+    from mobimart.db import insert_or_skip
+    from mobimart.moderation.models import BlockedWord
+
+    async with db.session() as s:
+        first = await s.scalar(
+            insert_or_skip(s, BlockedWord, index_elements=["word"])
+            .values(word="刷单")
+            .returning(BlockedWord.id)
+        )
+        assert first is not None
+        again = await s.execute(
+            insert_or_skip(s, BlockedWord, index_elements=["word"]).values(
+                [{"word": "刷单"}, {"word": "加微信"}]
+            )
+        )
+        assert again.rowcount == 1  # type: ignore[attr-defined]
+        await s.commit()
+        assert sorted(await s.scalars(select(BlockedWord.word))) == sorted(["刷单", "加微信"])

@@ -13,6 +13,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from mobimart.infra import pubsub
 from mobimart.infra.pubsub import Broker, LocalBroker, RedisBroker
 from tests.conftest import absent
 
@@ -199,3 +200,111 @@ async def test_a_process_that_stopped_beating_no_longer_counts(
     # A crash: no leave, no stop; its heartbeat key runs out (here: is gone at once).
     await b._redis().delete(b._alive_key(b._process))
     assert await a.online(["user:5"]) == set()
+
+
+redis_only = pytest.mark.parametrize("make_broker", ["redis"], indirect=True)
+
+
+@redis_only
+async def test_a_failed_subscribe_does_not_block_later_subscribers(
+    make_broker: Callable[[], Broker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SUBSCRIBE command fails (its connection dropped): that subscriber is told, and the
+    next one to the channel sends its own instead of waiting for the failed one for good."""
+    broker = make_broker()
+    assert isinstance(broker, RedisBroker)
+    await broker.start()
+    assert broker._pubsub is not None
+    real = broker._pubsub.subscribe
+    failures = [RedisError("connection lost")]
+
+    async def flaky(*channels: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await real(*channels)
+
+    monkeypatch.setattr(broker._pubsub, "subscribe", flaky)
+    got: list[str] = []
+    with pytest.raises(RedisError, match="connection lost"):
+        await broker.subscribe("c", lambda c, p: got.append("first"))
+    async with asyncio.timeout(5):
+        await broker.subscribe("c", lambda c, p: got.append(p))
+    await broker.publish("c", "hello")
+    await _settle(got, 1)
+    assert got == ["hello"]
+
+
+@redis_only
+async def test_an_unconfirmed_subscribe_times_out_and_the_next_one_works(
+    make_broker: Callable[[], Broker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SUBSCRIBE sent but never confirmed: its subscriber, and whoever waited on the same
+    command, give up after SUBSCRIBE_TIMEOUT_S; a later subscriber starts afresh."""
+    monkeypatch.setattr(pubsub, "SUBSCRIBE_TIMEOUT_S", 0.3)
+    broker = make_broker()
+    assert isinstance(broker, RedisBroker)
+    await broker.start()
+    assert broker._pubsub is not None
+    real = broker._pubsub.subscribe
+    lost = [True]
+
+    async def swallowed(*channels: Any) -> Any:
+        if lost:
+            lost.pop()
+            return None  # never reaches Redis: no confirmation will come
+        return await real(*channels)
+
+    monkeypatch.setattr(broker._pubsub, "subscribe", swallowed)
+    got: list[str] = []
+
+    def first(channel: str, payload: str) -> None:
+        got.append("first")
+
+    def second(channel: str, payload: str) -> None:
+        got.append("second")
+
+    async with asyncio.timeout(5):  # (it used to wait for good)
+        results = await asyncio.gather(
+            broker.subscribe("c", first), broker.subscribe("c", second), return_exceptions=True
+        )
+    assert [type(r) for r in results] == [TimeoutError, TimeoutError]
+    async with asyncio.timeout(5):
+        await broker.subscribe("c", lambda c, p: got.append(p))
+    await broker.publish("c", "hello")
+    await _settle(got, 1)
+    assert got == ["hello"]
+
+
+@redis_only
+async def test_reconnect_hooks_run_once_the_subscriptions_are_back(
+    make_broker: Callable[[], Broker], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever was published while the subscription connection was down is gone: the hooks
+    (the chat hub's catch-up from the database) are told when it is back, with the time lost."""
+    broker = make_broker()
+    assert isinstance(broker, RedisBroker)
+    lost: list[Any] = []
+
+    async def hook(lost_at: Any) -> None:
+        lost.append(lost_at)
+
+    broker.on_reconnect(hook)
+    got: list[str] = []
+    await broker.subscribe("c", lambda c, p: got.append(p))
+    assert broker._pubsub is not None
+    real = broker._pubsub.get_message
+    failures = [RedisError("connection lost")]
+
+    async def flaky(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(broker._pubsub, "get_message", flaky)
+    await broker.publish("c", "wake")  # the read waiting now returns; the next one fails
+    await _settle(got, 1)
+    assert lost == []
+    await broker.publish("c", "back")
+    await _settle(lost, 1)
+    assert got == ["wake", "back"]
+    assert len(lost) == 1

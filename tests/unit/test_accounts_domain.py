@@ -168,3 +168,17 @@ def test_password_policy_refuses(password: str) -> None:
 
 def test_password_policy_accepts_reasonable() -> None:
     domain.check_password_policy("correct horse 7")
+
+
+@pytest.mark.parametrize(
+    ("display_name", "shown"),
+    [
+        ("Han Meimei", "H***i"),
+        ("  Alice Wong ", "A***g"),
+        ("李雷", "李*"),
+        ("X", "X*"),
+        ("", "Shopper"),
+    ],
+)
+def test_others_see_a_name_with_its_middle_hidden(display_name: str, shown: str) -> None:
+    assert domain.public_name(display_name) == shown

@@ -54,6 +54,18 @@ def mask_phone(e164: str) -> str:
     return masked if number.country_code == 86 else f"+{number.country_code} {masked}"
 
 
+def public_name(display_name: str) -> str:
+    """How a person appears to others (on reviews, questions and answers): the display name
+    with its middle hidden, never the phone number ("Han Meimei" -> "H***i"; no name ->
+    "Shopper"). The one rule for how others see a person."""
+    name = display_name.strip()
+    if not name:
+        return "Shopper"
+    if len(name) <= 2:
+        return name[0] + "*"
+    return f"{name[0]}***{name[-1]}"
+
+
 # --- resident identity card number (GB 11643-1999) -----------------------------------------
 
 _ID_WEIGHTS = [pow(2, 17 - i, 11) for i in range(17)]  # ISO 7064 MOD 11-2

@@ -39,14 +39,17 @@ def sniff_media(data: bytes) -> str | None:
     return found if found in EXTENSIONS else None
 
 
-def path_of(key: str) -> Path:
+def path_of(key: str, *, area: str = "") -> Path:
+    """Where the file of `key` lives: public media at the top, files served only after a check
+    (review photos) in their own `area`, out of reach of the public /media route."""
     if not KEY.fullmatch(key):
         raise NotFound("Media")
-    return get_settings().media_dir / key[:2] / key
+    root = get_settings().media_dir
+    return (root / area if area else root) / key[:2] / key
 
 
-def _store(data: bytes, *, videos: bool) -> tuple[str, str, str]:
-    """Save the bytes; (storage key, content type, kind)."""
+def check(data: bytes, *, videos: bool) -> tuple[str, str]:
+    """Refuse what may not be stored, before anything is written; (content type, kind)."""
     settings = get_settings()
     if not data:
         raise DomainError("empty_file", "The file is empty.", 422)
@@ -54,15 +57,21 @@ def _store(data: bytes, *, videos: bool) -> tuple[str, str, str]:
     allowed = "JPEG, PNG, WebP" + (", MP4 or WebM" if videos else "")
     if content_type is None or (content_type.startswith("video/") and not videos):
         raise DomainError("unsupported_file_type", f"Only {allowed} files are accepted.", 415)
-    kind = content_type.split("/")[0]
-    kind = "image" if kind == "image" else "video"
+    kind = "video" if content_type.startswith("video/") else "image"
     limit = settings.video_max_bytes if kind == "video" else settings.upload_max_bytes
     if len(data) > limit:
         raise DomainError(
             "file_too_large", f"The file is {len(data)} bytes; the limit is {limit} bytes.", 413
         )
+    return content_type, kind
+
+
+def store(data: bytes, *, videos: bool, area: str = "") -> tuple[str, str, str]:
+    """Check and save the bytes under a new random name; (storage key, content type, kind).
+    The caller deletes the file (`path_of(key, area=area).unlink`) if its row is not kept."""
+    content_type, kind = check(data, videos=videos)
     key = f"{secrets.token_hex(16)}.{EXTENSIONS[content_type]}"
-    path = path_of(key)
+    path = path_of(key, area=area)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return key, content_type, kind
@@ -92,7 +101,7 @@ async def add_product_media(
         raise DomainError(
             "too_many_media", f"A product has at most {MAX_PER_PRODUCT} images and videos.", 422
         )
-    key, content_type, kind = _store(data, videos=True)
+    key, content_type, kind = store(data, videos=True)
     media = Media(
         merchant_id=merchant.id,
         product_id=product.id,
@@ -140,7 +149,7 @@ async def product_media(session: AsyncSession, *, product_id: int) -> list[Media
 
 async def set_brand_image(session: AsyncSession, *, brand: Brand, role: str, data: bytes) -> Media:
     """The brand's logo (an image) or banner (an image or a video), replacing the last one."""
-    key, content_type, kind = _store(data, videos=role == "banner")
+    key, content_type, kind = store(data, videos=role == "banner")
     old = list(
         await session.scalars(select(Media).where(Media.brand_id == brand.id, Media.role == role))
     )

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import secrets
 from abc import ABC, abstractmethod
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -28,6 +29,7 @@ from redis.exceptions import RedisError
 log = logging.getLogger("mobimart.pubsub")
 
 Listener = Callable[[str, str], None]
+Resync = Callable[[dt.datetime], Coroutine[Any, Any, None]]
 
 # A process proves it is alive every PRESENCE_REFRESH_S; others trust it for PRESENCE_TTL_S,
 # so one missed beat (a busy loop, a Redis hiccup) does not make everyone look offline, and a
@@ -36,12 +38,21 @@ Listener = Callable[[str, str], None]
 PRESENCE_REFRESH_S = 10.0
 PRESENCE_TTL_S = 30.0
 STALE_PRESENCE_S = 7 * 24 * 3600
+# A SUBSCRIBE is confirmed within milliseconds; one not confirmed in this long has failed (its
+# connection dropped): the socket waiting for it is refused and reconnects.
+SUBSCRIBE_TIMEOUT_S = 10.0
 
 
 class Broker(ABC):
     def __init__(self) -> None:
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
         self._present: dict[str, int] = defaultdict(int)
+        self._resync: list[Resync] = []
+
+    def on_reconnect(self, hook: Resync) -> None:
+        """Call `hook(lost_at)` after the subscriptions were lost and are back: whatever was
+        published from `lost_at` on may not have arrived (the in-process broker never loses)."""
+        self._resync.append(hook)
 
     # --- pub/sub ---
 
@@ -55,7 +66,11 @@ class Broker(ABC):
     async def publish(self, channel: str, payload: str) -> None: ...
 
     async def publish_many(self, channels: list[str], payload: str) -> None:
-        for channel in channels:
+        await self.publish_each([(channel, payload) for channel in channels])
+
+    async def publish_each(self, items: list[tuple[str, str]]) -> None:
+        """(channel, payload) pairs, in order."""
+        for channel, payload in items:
             await self.publish(channel, payload)
 
     async def subscribe(self, channel: str, listener: Listener) -> None:
@@ -115,6 +130,7 @@ class RedisBroker(Broker):
         self._stopping = asyncio.Event()
         self._commands = asyncio.Lock()  # SUBSCRIBE and UNSUBSCRIBE leave in decision order
         self._control = f"{prefix}process:{self._process}"
+        self._hooks: set[asyncio.Task[None]] = set()  # reconnect hooks running (kept: not GC'd)
         self._client: Redis | None = None
 
     def _redis(self) -> Redis:
@@ -162,6 +178,8 @@ class RedisBroker(Broker):
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        for hook in list(self._hooks):
+            hook.cancel()
         for waiting in self._confirming.values():
             for future in waiting:
                 future.cancel()
@@ -172,13 +190,16 @@ class RedisBroker(Broker):
     async def publish(self, channel: str, payload: str) -> None:
         await self._redis().publish(self.prefix + channel, payload)
 
-    async def publish_many(self, channels: list[str], payload: str) -> None:
-        pipe = self._redis().pipeline(transaction=False)
-        for channel in channels:
+    async def publish_each(self, items: list[tuple[str, str]]) -> None:
+        pipe = self._redis().pipeline(transaction=False)  # one round trip
+        for channel, payload in items:
             pipe.publish(self.prefix + channel, payload)
         await pipe.execute()
 
     async def subscribe(self, channel: str, listener: Listener) -> None:
+        """Returns once the channel is active; raises (with the listener removed again) when
+        the SUBSCRIBE fails or is not confirmed within SUBSCRIBE_TIMEOUT_S, so the next
+        subscriber sends its own instead of waiting on this one for good."""
         await self.start()
         async with self._commands:
             first = channel not in self._listeners
@@ -186,14 +207,41 @@ class RedisBroker(Broker):
             if first:
                 future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                 self._confirming[channel].append(future)
-                assert self._pubsub is not None
-                await self._pubsub.subscribe(self.prefix + channel)
+                try:
+                    assert self._pubsub is not None
+                    await self._pubsub.subscribe(self.prefix + channel)
+                except BaseException as exc:
+                    self._unconfirmed(channel, future, exc)
+                    await super().unsubscribe(channel, listener)
+                    raise
             else:
                 waiting = self._confirming.get(channel)
                 if not waiting:
                     return  # active already
                 future = waiting[-1]  # someone else's SUBSCRIBE on its way is ours too
-        await asyncio.shield(future)
+        try:
+            await asyncio.wait_for(asyncio.shield(future), SUBSCRIBE_TIMEOUT_S)
+        except Exception as exc:  # not a cancelled waiter: the SUBSCRIBE itself went wrong
+            self._unconfirmed(channel, future, exc)
+            # Unsubscribed (locally, and at Redis once nobody else listens): a later subscriber
+            # starts again with a SUBSCRIBE of its own.
+            with contextlib.suppress(RedisError, OSError):
+                await self.unsubscribe(channel, listener)
+            raise
+
+    def _unconfirmed(self, channel: str, future: asyncio.Future[None], exc: BaseException) -> None:
+        """A SUBSCRIBE that failed or timed out: nobody waits for its confirmation any more
+        (everyone sharing it is told), so a confirmation arriving late is simply ignored."""
+        waiting = self._confirming.get(channel)
+        if waiting is not None:
+            with contextlib.suppress(ValueError):
+                waiting.remove(future)
+            if not waiting:
+                del self._confirming[channel]
+        if not future.done():
+            failure = exc if isinstance(exc, Exception) else RedisError("SUBSCRIBE cancelled")
+            future.set_exception(failure)
+            future.exception()  # retrieved: nobody else may be waiting for it
 
     async def unsubscribe(self, channel: str, listener: Listener) -> None:
         await super().unsubscribe(channel, listener)
@@ -206,6 +254,7 @@ class RedisBroker(Broker):
 
     async def _read(self, pubsub: PubSub) -> None:
         skip = len(self.prefix)
+        lost_at: dt.datetime | None = None
         while True:
             try:
                 message = await pubsub.get_message(timeout=None)
@@ -213,11 +262,15 @@ class RedisBroker(Broker):
                 raise
             except (RedisError, OSError) as exc:
                 # redis-py reconnects and subscribes again on the next read; what was
-                # published in between is filled in by the chat hub when the next message of
-                # the same conversation arrives, or by the client's cursor on reconnect.
+                # published in between is read from the database by the reconnect hooks
+                # (the chat hub catches its sockets up).
                 log.warning("pub/sub connection lost: %s", exc)
+                lost_at = lost_at or dt.datetime.now(dt.UTC)
                 await asyncio.sleep(0.5)
                 continue
+            if lost_at is not None:  # read again: connected and subscribed again
+                self._reconnected(lost_at)
+                lost_at = None
             if message is None:
                 continue
             kind = message["type"]
@@ -232,6 +285,17 @@ class RedisBroker(Broker):
                         future.set_result(None)
                     if not waiting:
                         del self._confirming[channel]
+
+    def _reconnected(self, lost_at: dt.datetime) -> None:
+        for hook in self._resync:
+            task = asyncio.get_running_loop().create_task(hook(lost_at))
+            self._hooks.add(task)
+            task.add_done_callback(self._hook_done)
+
+    def _hook_done(self, task: asyncio.Task[None]) -> None:
+        self._hooks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("pub/sub reconnect hook failed", exc_info=task.exception())
 
     # --- presence ---
 
@@ -248,7 +312,11 @@ class RedisBroker(Broker):
             pipe = self._redis().pipeline(transaction=False)
             pipe.hset(self._presence_key(key), self._process, "1")
             pipe.expire(self._presence_key(key), STALE_PRESENCE_S)
-            await pipe.execute()
+            try:
+                await pipe.execute()
+            except BaseException:
+                await super().leave(key)  # not joined: the caller must not leave it
+                raise
 
     async def leave(self, key: str) -> None:
         await super().leave(key)

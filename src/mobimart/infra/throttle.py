@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import String, case, delete, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mobimart.db import Base, utcnow
+from mobimart.db import Base, insert_or_skip, utcnow
 
 _LONG_AGO = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 
@@ -46,8 +44,6 @@ async def take(
 ) -> Refusal | None:
     """Count one event under `key` in the caller's transaction, or say why not."""
     now = utcnow()
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     expired = RateCounter.window_start <= now - window
     conditions = [RateCounter.key == key, or_(expired, RateCounter.count < limit)]
     if min_interval:
@@ -55,9 +51,9 @@ async def take(
         conditions.append(RateCounter.last_at <= now - min_interval)
     for _ in range(2):  # a second pass if the hourly purge removed the row in between
         await session.execute(
-            insert(RateCounter)
-            .values(key=key, window_start=now, count=0, last_at=_LONG_AGO)
-            .on_conflict_do_nothing(index_elements=["key"])
+            insert_or_skip(session, RateCounter, index_elements=["key"]).values(
+                key=key, window_start=now, count=0, last_at=_LONG_AGO
+            )
         )
         admitted = await session.execute(
             update(RateCounter)

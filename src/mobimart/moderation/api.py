@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from mobimart.moderation import reports
 from mobimart.moderation import service as moderation
@@ -108,10 +108,16 @@ async def report_queue(
 
 @router.post("/admin/reports/{report_id}/resolve")
 async def resolve(
-    report_id: IdPath, body: ResolveIn, admin: Admin, session: Session
+    report_id: IdPath, body: ResolveIn, request: Request, admin: Admin, session: Session
 ) -> ResolvedOut:
     """Remove (hide) or keep the reported content; settles every open report on it."""
-    done = await reports.resolve(session, report_id=report_id, action=body.action, admin=admin)
+    done = await reports.resolve(
+        session,
+        report_id=report_id,
+        action=body.action,
+        admin=admin,
+        broker=request.app.state.chat.broker,
+    )
     return ResolvedOut(
         subject=done.subject, subject_id=done.subject_id, status=done.status, reports=done.reports
     )

@@ -14,13 +14,14 @@ from mobimart.accounts.models import User
 from mobimart.errors import Conflict, DomainError
 from mobimart.moderation import reports
 from mobimart.moderation import service as moderation
+from mobimart.moderation.reasons import REASONS
 from mobimart.text import clean
 from mobimart.web.deps import PageAdmin, PageUser, Session
 from mobimart.web.forms import message_of, safe_next, see_other
 from mobimart.web.i18n import gettext_ as _
 from mobimart.web.pagination import PageParams, page_params, split_page
 from mobimart.web.schemas import MAX_ID, IdPath
-from mobimart.web.templating import render, verify_csrf
+from mobimart.web.templating import render, templates, verify_csrf
 
 router = APIRouter()
 Csrf = Annotated[str, Form(max_length=200)]
@@ -32,14 +33,10 @@ NOTICES = {
     "removed": "Removed: the content is hidden from everyone.",
     "dismissed": "Dismissed: the content stays up.",
 }
-# What people pick from when they report; stored as written here, read by admins.
-REASONS = {
-    "spam": "Spam or advertising",
-    "scam": "Scam or fraud",
-    "abuse": "Offensive or abusive",
-    "privacy": "Shares someone's personal information",
-    "other": "Something else",
-}
+# The report button, on pages of any domain, lists the reasons the handler below takes.
+templates.env.globals["REPORT_REASONS"] = REASONS
+# The report button's outcomes (the codes the form comes back with), by the error's code.
+OUTCOMES = {"already_reported", "own_content", "rate_limited", "not_found"}
 
 
 def _notice(code: str) -> str | None:
@@ -181,7 +178,13 @@ async def resolve(
 ) -> Response:
     verify_csrf(request, csrf_token)
     try:
-        done = await reports.resolve(session, report_id=report_id, action=action, admin=admin)
+        done = await reports.resolve(
+            session,
+            report_id=report_id,
+            action=action,
+            admin=admin,
+            broker=request.app.state.chat.broker,
+        )
     except Conflict as exc:  # another admin was quicker: show the queue as it is now
         await session.rollback()
         await session.refresh(admin)
@@ -205,8 +208,8 @@ async def report(
     reason: Annotated[str, Form(max_length=40)],
     next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
-    """Back to the page the form was on; the report button there shows how it went (the
-    redirect carries codes, never words: a link cannot put text on our pages)."""
+    """Back to the page the form was on; the report button there shows how it went, refused
+    or not (the redirect carries codes, never words: a link cannot put text on our pages)."""
     verify_csrf(request, csrf_token)
     try:
         await reports.report(
@@ -217,8 +220,13 @@ async def report(
             reason=REASONS.get(reason, REASONS["other"]),
         )
         outcome = "reported"
-    except Conflict:
-        outcome = "already_reported"
+    except DomainError as exc:
+        # Already reported (409), one's own content (422), too many reports (429), content
+        # no longer shown (404): the form's page says so in place of the form.
+        if exc.code not in OUTCOMES:
+            raise
+        await session.rollback()
+        outcome = exc.code
     back = urlsplit(safe_next(next, "/"))
     query = [(k, v) for k, v in parse_qsl(back.query) if k not in ("reported", "notice")]
     query += [("reported", f"{subject}-{subject_id}"), ("notice", outcome)]

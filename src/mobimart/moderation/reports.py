@@ -19,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mobimart.accounts.models import User
 from mobimart.db import unique_or, utcnow
 from mobimart.errors import Conflict, DomainError, NotFound
+from mobimart.infra.pubsub import Broker
 from mobimart.merchants.models import MerchantMember
 from mobimart.moderation import service as moderation
 from mobimart.moderation.models import Report
 from mobimart.notifications import service as notifications
-from mobimart.social import questions, reviews
+from mobimart.social import chat, questions, reviews
 from mobimart.social.models import Answer, Conversation, Message, Question, Review
 from mobimart.text import clean
 from mobimart.web.i18n import stored as _
@@ -252,10 +253,16 @@ class Resolution:
 
 
 async def resolve(
-    session: AsyncSession, *, report_id: int, action: Action, admin: User
+    session: AsyncSession,
+    *,
+    report_id: int,
+    action: Action,
+    admin: User,
+    broker: Broker | None = None,
 ) -> Resolution:
     """Settle every open report on the content `report_id` points at; "remove" hides the
-    content (kept, not shown), "dismiss" leaves it.
+    content (kept, not shown), "dismiss" leaves it. With the `broker`, a removed chat message
+    is taken off the threads open on screen too.
 
     The reports are closed first, with a conditional UPDATE: of two admins deciding at once,
     one closes them and acts on the content, the other gets a 409 and changes nothing."""
@@ -279,7 +286,7 @@ async def resolve(
     if not reporters:
         raise Conflict("already_resolved", "These reports have been dealt with already.")
     if action == "remove":
-        await hide(session, subject=subject, subject_id=subject_id)
+        await hide(session, subject=subject, subject_id=subject_id, broker=broker)
     for reporter_id in reporters:  # people who report want to know it was worth it
         await notifications.notify(
             session,
@@ -292,9 +299,12 @@ async def resolve(
     return Resolution(subject, subject_id, status, len(reporters))
 
 
-async def hide(session: AsyncSession, *, subject: Subject, subject_id: int) -> None:
-    """Take content out of view, kept for the record. Reviews, questions and answers through
-    their own service, which keeps ratings and answer counts right; messages here, once."""
+async def hide(
+    session: AsyncSession, *, subject: Subject, subject_id: int, broker: Broker | None = None
+) -> None:
+    """Take content out of view, kept for the record, each through its own service: reviews
+    keep ratings right, questions answer counts, and a chat message reaches the open threads
+    (through `broker`, after the commit) as removed."""
     if subject == "review":
         await reviews.hide(session, review_id=subject_id)
     elif subject == "question":
@@ -302,9 +312,4 @@ async def hide(session: AsyncSession, *, subject: Subject, subject_id: int) -> N
     elif subject == "answer":
         await questions.hide_answer(session, answer_id=subject_id)
     else:
-        await session.execute(
-            update(Message)
-            .where(Message.id == subject_id, Message.hidden_at.is_(None))
-            .values(hidden_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
+        await chat.hide_message(session, message_id=subject_id, broker=broker)

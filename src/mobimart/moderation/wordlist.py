@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mobimart.db import insert_or_skip
 from mobimart.moderation.domain import WordFilter, compact, normalise
 from mobimart.moderation.models import BlockedWord
 
@@ -78,15 +77,13 @@ async def import_words(
             report.covered.append((word, inside))
     progress(len(report.covered))
 
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
     for start in range(0, len(new), BATCH):
         chunk = new[start : start + BATCH]
         # A word another admin adds meanwhile is skipped, not an error for the whole file.
         result = await session.execute(
-            insert(BlockedWord)
-            .values([{"word": w, "added_by": admin_id} for w in chunk])
-            .on_conflict_do_nothing(index_elements=["word"])
+            insert_or_skip(session, BlockedWord, index_elements=["word"]).values(
+                [{"word": w, "added_by": admin_id} for w in chunk]
+            )
         )
         added = int(result.rowcount)  # type: ignore[attr-defined]
         report.added += added

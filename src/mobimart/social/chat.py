@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -227,9 +227,12 @@ async def cards_for(
     return cards
 
 
-def payload(message: Message, cards: dict[tuple[str, int], Card]) -> dict[str, Any]:
-    """A message as sockets and the REST API show it. Hidden messages keep their place in
-    the numbering but show nothing."""
+def payload(
+    message: Message, cards: dict[tuple[str, int], Card], *, viewer: Side = "shop"
+) -> dict[str, Any]:
+    """A message as sockets and the REST API show it to `viewer`'s side. Hidden messages keep
+    their place in the numbering but show nothing; the consumer never learns which member of
+    the shop wrote (no staff ids)."""
     hidden = message.hidden_at is not None
     card = None
     if not hidden and message.ref_id is not None and message.kind in ("product", "order"):
@@ -242,7 +245,7 @@ def payload(message: Message, cards: dict[tuple[str, int], Card]) -> dict[str, A
         "conversation_id": message.conversation_id,
         "seq": message.seq,
         "side": message.side,
-        "sender_id": message.sender_id,
+        "sender_id": None if viewer == "consumer" and message.side == "shop" else message.sender_id,
         "kind": message.kind,
         "body": "" if hidden else message.body,
         "ref_id": message.ref_id,
@@ -254,8 +257,19 @@ def payload(message: Message, cards: dict[tuple[str, int], Card]) -> dict[str, A
     }
 
 
-def message_frame(message: Message, cards: dict[tuple[str, int], Card]) -> str:
-    return json.dumps({"type": "message", "message": payload(message, cards)}, ensure_ascii=False)
+def message_frame(
+    message: Message,
+    cards: dict[tuple[str, int], Card],
+    *,
+    viewer: Side = "shop",
+    update: bool = False,
+) -> str:
+    """The socket frame of a message; `update` marks a message sent before and changed since
+    (hidden by moderation), which sockets that have it get again to replace it."""
+    frame: dict[str, Any] = {"type": "message", "message": payload(message, cards, viewer=viewer)}
+    if update:
+        frame["update"] = True
+    return json.dumps(frame, ensure_ascii=False)
 
 
 def conversation_payload(conversation: Conversation) -> dict[str, Any]:
@@ -284,12 +298,21 @@ def _publish_conversation(
     after_commit(session, publish)
 
 
-def _publish(session: AsyncSession, broker: Broker, conversation: Conversation, frame: str) -> None:
+def _publish(
+    session: AsyncSession,
+    broker: Broker,
+    conversation: Conversation,
+    frame: str,
+    consumer_frame: str | None = None,
+) -> None:
+    """After commit, `frame` to both sides' channels, or `consumer_frame` to the consumer's
+    when that side is shown less (a message: no staff ids)."""
     channels = [user_channel(conversation.user_id), merchant_channel(conversation.merchant_id)]
+    items = [(channels[0], consumer_frame or frame), (channels[1], frame)]
 
     async def publish() -> None:
         try:
-            await broker.publish_many(channels, frame)
+            await broker.publish_each(items)
         except Exception:
             # Stored all the same: sockets get it with the conversation's next message (a
             # gap) or from their cursor when they reconnect.
@@ -496,9 +519,26 @@ async def _append(
     await session.flush()
     if recipients:
         await _notify(session, access=access, message=message, user_ids=recipients)
-    cards = await cards_for(session, [message])
-    _publish(session, broker, conversation, message_frame(message, cards))
+    _publish_message(session, broker, conversation, message, await cards_for(session, [message]))
     return message
+
+
+def _publish_message(
+    session: AsyncSession,
+    broker: Broker,
+    conversation: Conversation,
+    message: Message,
+    cards: dict[tuple[str, int], Card],
+    *,
+    update: bool = False,
+) -> None:
+    _publish(
+        session,
+        broker,
+        conversation,
+        message_frame(message, cards, update=update),
+        message_frame(message, cards, viewer="consumer", update=update),
+    )
 
 
 def _preview(message: Message) -> str:
@@ -635,7 +675,7 @@ async def send_image(
     store = image_store()
     stored = store.save(data, allowed=IMAGE_TYPES, max_bytes=get_settings().upload_max_bytes)
     try:
-        return await _send(
+        message, created = await _send(
             session,
             user=user,
             conversation_id=conversation_id,
@@ -647,6 +687,9 @@ async def send_image(
     except BaseException:
         store.delete(stored.key)
         raise
+    if not created:  # a resend that raced the first: that message keeps its own file
+        store.delete(stored.key)
+    return message, created
 
 
 async def read_image(
@@ -860,16 +903,6 @@ async def inbox(
     return await _rows(session, conditions, cursor=cursor, limit=limit)
 
 
-async def unread_total(session: AsyncSession, *, user: User) -> int:
-    """Unread messages over the caller's consumer conversations (the tab bar's badge)."""
-    rows = await session.execute(
-        select(Conversation.last_seq, Conversation.consumer_read_seq).where(
-            Conversation.user_id == user.id, Conversation.last_seq > Conversation.consumer_read_seq
-        )
-    )
-    return sum(last - read for last, read in rows)
-
-
 # --- the merchant's inbox ----------------------------------------------------------------------
 
 
@@ -946,14 +979,24 @@ async def transfer(
 # --- moderation --------------------------------------------------------------------------------
 
 
-async def hide_message(session: AsyncSession, *, message_id: int, hidden: bool = True) -> Message:
+async def hide_message(
+    session: AsyncSession, *, message_id: int, broker: Broker | None = None, hidden: bool = True
+) -> Message:
     """Hide (or show again) a message for moderation; it keeps its number, shows nothing. The
-    caller commits (the moderation queue records its decision in the same transaction)."""
+    caller commits (the moderation queue records its decision in the same transaction); after
+    the commit, open sockets that have the message get it again, changed (`update`), so the
+    thread on screen replaces it."""
     message = await session.get(Message, message_id)
     if message is None:
         raise NotFound("Message")
+    if (message.hidden_at is not None) == hidden:
+        return message  # hidden already (kept its time), or shown already
     message.hidden_at = utcnow() if hidden else None
     await session.flush()
+    conversation = await session.get(Conversation, message.conversation_id)
+    if broker is not None and conversation is not None:
+        cards = await cards_for(session, [message])
+        _publish_message(session, broker, conversation, message, cards, update=True)
     return message
 
 
@@ -969,12 +1012,42 @@ async def socket_merchants(session: AsyncSession, *, user_id: int) -> list[int]:
 
 
 async def socket_conversations(
-    session: AsyncSession, *, user_id: int, merchant_ids: list[int]
-) -> dict[int, int]:
-    """Every conversation a socket follows with its newest seq: what exists at connect time
-    is delivered live from there on (read after subscribing, so nothing falls in between)."""
+    session: AsyncSession, *, user_id: int, merchant_ids: list[int], since: dt.datetime
+) -> dict[int, tuple[int, Side]]:
+    """The conversations a socket follows that were active since `since`, with their newest
+    seq and the socket's side in them: delivered live from there on (read after subscribing,
+    so nothing falls in between). Older ones take no memory until their next message
+    (`position_before`)."""
     condition = Conversation.user_id == user_id
     if merchant_ids:
         condition = or_(condition, Conversation.merchant_id.in_(merchant_ids))
-    rows = await session.execute(select(Conversation.id, Conversation.last_seq).where(condition))
-    return {ident: last for ident, last in rows}
+    rows = await session.execute(
+        select(Conversation.id, Conversation.last_seq, Conversation.user_id).where(
+            condition, Conversation.last_message_at >= since
+        )
+    )
+    return {
+        ident: (last, "consumer" if consumer == user_id else "shop")
+        for ident, last, consumer in rows
+    }
+
+
+async def position_before(
+    session: AsyncSession, *, conversation_id: int, since: dt.datetime
+) -> int:
+    """The newest seq of a conversation idle since `since` (so not followed at connect): its
+    messages written after `since` are the ones a socket connected then has not seen."""
+    last = await session.scalar(
+        select(func.max(Message.seq)).where(
+            Message.conversation_id == conversation_id, Message.created_at < since
+        )
+    )
+    return int(last or 0)
+
+
+async def viewer_side(session: AsyncSession, *, conversation_id: int, user_id: int) -> Side:
+    """Which side a socket's user is on, for the frames read from the database."""
+    consumer = await session.scalar(
+        select(Conversation.user_id).where(Conversation.id == conversation_id)
+    )
+    return "consumer" if consumer == user_id else "shop"

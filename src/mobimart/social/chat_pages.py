@@ -25,6 +25,7 @@ from mobimart.merchants.models import Merchant
 from mobimart.notifications import service as notifications
 from mobimart.settings import get_settings
 from mobimart.social import chat
+from mobimart.social.chat_api import image_response
 from mobimart.social.live import Hub
 from mobimart.social.models import Message
 from mobimart.web.deps import PageUser, Session
@@ -85,7 +86,7 @@ async def _messages(
     cards = await chat.cards_for(session, rows)
     out = []
     for row in rows:
-        item = chat.payload(row, cards)
+        item = chat.payload(row, cards, viewer=side)
         if item["image_url"]:
             item["image_url"] = _image_url(row.conversation_id, row.id)
         if item["card"] and row.kind == "order" and row.ref_id is not None:
@@ -103,14 +104,18 @@ async def _thread(
     *,
     side: chat.Side,
     before: int | None,
+    merchant_id: int | None = None,
 ) -> tuple[chat.Access, dict[str, Any]]:
-    """The thread as one side sees it; opening the newest page reads it (the other side gets
-    its receipt, and the inbox line about it is read too)."""
+    """The thread as one side sees it (in the console, of `merchant_id` only); opening the
+    newest page reads it (the other side gets its receipt, and the inbox line about it is read
+    too). Every check comes before that read."""
     seen, rows = await chat.history(
         session, user=user, conversation_id=conversation_id, before_seq=before, limit=PAGE
     )
     if seen.side != side:
         raise NotFound("Conversation")
+    if merchant_id is not None and seen.conversation.merchant_id != merchant_id:
+        raise NotFound("Conversation")  # another of the member's merchants: not this console's
     conversation = seen.conversation
     badge = getattr(request.state, "unread_notifications", 0)
     if before is None and chat.unread(conversation, side) > 0:
@@ -339,9 +344,7 @@ async def chat_image(
     content_type, data = await chat.read_image(
         session, user=user, conversation_id=conversation_id, message_id=message_id
     )
-    return Response(
-        data, media_type=content_type, headers={"Cache-Control": "private, max-age=3600"}
-    )
+    return image_response(content_type, data)
 
 
 # --- the merchant's inbox ----------------------------------------------------------------------
@@ -398,10 +401,10 @@ async def _staff_thread(
 ) -> Response:
     merchant_id, conversation_id = ids
     merchant, member = await merchants.membership(session, merchant_id=merchant_id, user=user)
-    seen, ctx = await _thread(request, session, user, conversation_id, side="shop", before=before)
+    seen, ctx = await _thread(
+        request, session, user, conversation_id, side="shop", before=before, merchant_id=merchant.id
+    )
     conversation = seen.conversation
-    if conversation.merchant_id != merchant.id:
-        raise NotFound("Conversation")
     staff = await merchants.staff(session, merchant_id=merchant.id)
     names = {u.id: chat.person_name(u) for _m, u in staff}
     consumer = await session.get(User, conversation.user_id)

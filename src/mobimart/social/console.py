@@ -37,6 +37,12 @@ async def _product_names(session: AsyncSession, ids: Sequence[int]) -> dict[int,
     return {i: n for i, n in rows}
 
 
+def _status(exc: DomainError) -> int:
+    """A refused form's status: the refusal's own (blocked words 422, too often 429, changed
+    meanwhile 409); anything else comes back as 422."""
+    return exc.status if exc.status in (409, 422, 429) else 422
+
+
 def _notice(code: str) -> str:
     return {
         "replied": _("Reply published. The reviewer has been told."),
@@ -134,7 +140,7 @@ async def reply(
             merchant_id,
             typed={"review_id": review_id, "body": body},
             error=message_of(exc),
-            status=422,
+            status=_status(exc),
         )
     return see_other(f"/console/{merchant_id}/reviews?notice=replied#review-{review_id}")
 
@@ -166,7 +172,7 @@ async def _questions_page(
             "user": user,
             "tab": "console",
             "merchant": merchant,
-            "questions": await question_rows(session, shown),
+            "questions": await question_rows(session, shown, user),
             "products": await _product_names(session, [q.product_id for q, _u in shown]),
             "answered": answered,
             "base": base,
@@ -229,6 +235,6 @@ async def answer(
             merchant_id,
             typed={"answer_to": question_id, "answer": body},
             error=message_of(exc),
-            status=422,
+            status=_status(exc),
         )
     return see_other(f"/console/{merchant_id}/questions?notice=answered#q-{question_id}")

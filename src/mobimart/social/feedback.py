@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.catalog import service as catalog
@@ -29,6 +29,10 @@ QUESTION_DUE = dt.timedelta(days=2)
 SHOWN = 20  # rows per list on the page and in the API: the worst first
 # Unanswered questions read at most: a backlog that size says what it has to say.
 MAX_QUESTIONS = 1000
+# Chat turns read at most (a turn: a message where the speaker changes; two make a wait).
+# 20,000 turns are 10,000 waits: past that, the oldest waits change no number on the page
+# much, and one request must not read a busy shop's year of chats.
+MAX_TURNS = 20_000
 # Messages a consumer waits on an answer to; a product or order card is context, not a question.
 _ASKING_KINDS = ("text", "image")
 
@@ -150,34 +154,53 @@ async def _waits(
     since: dt.datetime,
     now: dt.datetime,
 ) -> dict[int, list[fd.Wait]]:
-    stmt = (
+    """The waits of the merchant's conversations in the window. Only a message where the
+    speaker changes (a turn) can start or end a wait, so the database keeps just those: the
+    rows read grow with the turns, not with every message; and at most MAX_TURNS of them."""
+    # A message moderation removed asked nothing the shop should have answered; a product or
+    # order card is context, not a question.
+    counted = (Message.side == "shop") | (
+        Message.kind.in_(_ASKING_KINDS) & Message.hidden_at.is_(None)
+    )
+    messages = (
         select(
+            Message.id,
             Message.conversation_id,
+            Message.seq,
             Message.side,
-            Message.kind,
             Message.created_at,
-            Message.hidden_at,
+            func.lag(Message.side)
+            .over(partition_by=Message.conversation_id, order_by=Message.seq)
+            .label("before"),
         )
         .join(Conversation, Conversation.id == Message.conversation_id)
         .where(
             Conversation.merchant_id == merchant_id,
             Conversation.last_message_at >= since,
             Message.created_at >= since,
+            counted,
         )
-        .order_by(Message.conversation_id, Message.seq)
     )
     if product_id is not None:
         # A product's chats: the conversations where its card was shared.
         about = select(Message.conversation_id).where(
             Message.kind == "product", Message.ref_id == product_id
         )
-        stmt = stmt.where(Message.conversation_id.in_(about))
-    threads: dict[int, list[tuple[str, dt.datetime]]] = {}
-    for conversation_id, side, kind, at, hidden_at in await session.execute(stmt):
-        # A message moderation removed asked nothing the shop should have answered.
-        if side == "shop" or (kind in _ASKING_KINDS and hidden_at is None):
-            threads.setdefault(conversation_id, []).append((side, at))
-    return {cid: fd.waits(messages, now=now) for cid, messages in threads.items()}
+        messages = messages.where(Message.conversation_id.in_(about))
+    m = messages.subquery()
+    turns = (
+        select(m.c.conversation_id, m.c.seq, m.c.side, m.c.created_at)
+        .where(or_(m.c.before.is_(None), m.c.before != m.c.side))
+        .order_by(m.c.id.desc())  # past the cap, the oldest turns are left out
+        .limit(MAX_TURNS)
+    )
+    threads: dict[int, list[tuple[int, str, dt.datetime]]] = {}
+    for conversation_id, seq, side, at in await session.execute(turns):
+        threads.setdefault(conversation_id, []).append((seq, side, at))
+    return {
+        cid: fd.waits([(side, at) for _, side, at in sorted(rows)], now=now)
+        for cid, rows in threads.items()
+    }
 
 
 def _fix_items(

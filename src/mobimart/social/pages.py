@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import Response
+from fastapi import APIRouter, File, Form, Path, Query, Request, UploadFile
+from fastapi.responses import FileResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mobimart.accounts.domain import public_name
 from mobimart.accounts.models import User
 from mobimart.errors import DomainError
 from mobimart.settings import get_settings
@@ -29,6 +30,9 @@ router = APIRouter()
 Csrf = Annotated[str, Form(max_length=200)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 LATEST = 3  # reviews and questions on the product page; the rest one tap away
+# Review photos may be cached this long (seconds): a removed review's photos leave browsers
+# and proxies within 10 minutes, and paging through a product's reviews does not refetch them.
+PHOTO_CACHE = 600
 
 
 def bars(rating: Rating) -> list[dict[str, Any]]:
@@ -49,7 +53,7 @@ async def review_rows(
     return [
         {
             "review": r,
-            "author": reviews.reviewer_name(u),
+            "author": public_name(u.display_name),
             "photos": [reviews.photo_url(p) for p in photos.get(r.id, [])],
             "voted": r.id in mine,
             "own": user is not None and user.id == r.user_id,
@@ -59,31 +63,22 @@ async def review_rows(
 
 
 async def question_rows(
-    session: AsyncSession, rows: Sequence[tuple[Question, User]]
+    session: AsyncSession, rows: Sequence[tuple[Question, User]], user: User | None
 ) -> list[dict[str, Any]]:
     answers = await questions.answers_for(session, [q.id for q, _ in rows])
+    me = user.id if user is not None else None
     return [
         {
             "question": q,
-            "author": reviews.reviewer_name(u),
+            "author": public_name(u.display_name),
+            "own": q.user_id == me,
             "answers": [
-                {"answer": a, "author": reviews.reviewer_name(au)}
+                {"answer": a, "author": public_name(au.display_name), "own": a.user_id == me}
                 for a, au in answers.get(q.id, [])
             ],
         }
         for q, u in rows
     ]
-
-
-async def _may_answer(
-    session: AsyncSession, *, user: User | None, product_id: int, merchant_id: int
-) -> bool:
-    """Whether the person may answer this product's questions: its shop's staff or a buyer."""
-    if user is None:
-        return False
-    return await questions.is_staff(
-        session, merchant_id=merchant_id, user_id=user.id
-    ) or await questions.has_bought(session, user_id=user.id, product_id=product_id)
 
 
 async def product_section(
@@ -101,11 +96,12 @@ async def product_section(
         "bars": bars(rating),
         "reviews": await review_rows(session, latest[:LATEST], user),
         "more_reviews": rating.count > LATEST,
-        "questions": await question_rows(session, asked[:LATEST]),
+        "questions": await question_rows(session, asked[:LATEST], user),
         "more_questions": len(asked) > LATEST,
-        "may_answer": await _may_answer(
+        "may_answer": await questions.may_answer(
             session, user=user, product_id=product_id, merchant_id=merchant_id
-        ),
+        )
+        is not None,
         "signed_in": user is not None,
     }
 
@@ -218,19 +214,11 @@ async def submit_review(
     typed = {"stars": chosen, "body": body}
     limit = get_settings().upload_max_bytes + 1
     files = [await f.read(limit) for f in (photos or [])[: reviews.MAX_PHOTOS + 1]]
-    files = [f for f in files if f]  # a form with no file chosen sends one empty part
+    # A form with no file chosen sends one empty part; `write` skips it.
     try:
-        reviews.check_photos(files)
-        _, _, existing = await reviews.line_for_review(session, user=user, line_id=line_id)
-        if existing is None:
-            review = await reviews.create(
-                session, user=user, line_id=line_id, stars=chosen, body=body
-            )
-        else:
-            review = await reviews.edit(
-                session, user=user, review_id=existing.id, stars=chosen, body=body
-            )
-        await reviews.add_photos(session, user=user, review_id=review.id, files=files)
+        review = await reviews.write(
+            session, user=user, line_id=line_id, stars=chosen, body=body, photos=files
+        )
     except DomainError as exc:
         await session.rollback()
         await session.refresh(user)
@@ -244,6 +232,18 @@ async def submit_review(
             status=exc.status if exc.status in (409, 413, 415, 422, 429) else 422,
         )
     return see_other(f"/products/{review.product_id}#review-{review.id}")
+
+
+@router.get("/reviews/photos/{key}")
+async def review_photo(key: Annotated[str, Path(max_length=40)], session: Session) -> Response:
+    """A photo of a review that is shown. Not the public /media route: a removed review's
+    photos go with it, and a cache keeps them at most PHOTO_CACHE seconds after that."""
+    photo, path = await reviews.visible_photo(session, key=key)
+    return FileResponse(
+        path,
+        media_type=photo.content_type,
+        headers={"Cache-Control": f"public, max-age={PHOTO_CACHE}"},
+    )
 
 
 @router.post("/reviews/{review_id}/helpful")
@@ -288,10 +288,11 @@ async def _questions_page(
             "user": user,
             "tab": "home",
             "product": product,
-            "questions": await question_rows(session, shown),
-            "may_answer": await _may_answer(
+            "questions": await question_rows(session, shown, user),
+            "may_answer": await questions.may_answer(
                 session, user=user, product_id=product.id, merchant_id=product.merchant_id
-            ),
+            )
+            is not None,
             "signed_in": user is not None,
             "typed": typed or {},
             "next_cursor": next_cursor,

@@ -97,18 +97,25 @@ async def has_bought(session: AsyncSession, *, user_id: int, product_id: int) ->
     )
 
 
-async def may_answer(session: AsyncSession, *, user: User, question: Question) -> bool | None:
-    """True for the shop's staff, False for a buyer of the product, None for anyone else."""
-    if await is_staff(session, merchant_id=question.merchant_id, user_id=user.id):
+async def may_answer(
+    session: AsyncSession, *, user: User | None, product_id: int, merchant_id: int
+) -> bool | None:
+    """Who may answer a product's questions: True for its shop's staff, False for a buyer of
+    it, None for anyone else (and nobody signed in)."""
+    if user is None:
+        return None
+    if await is_staff(session, merchant_id=merchant_id, user_id=user.id):
         return True
-    if await has_bought(session, user_id=user.id, product_id=question.product_id):
+    if await has_bought(session, user_id=user.id, product_id=product_id):
         return False
     return None
 
 
 async def answer(session: AsyncSession, *, user: User, question_id: int, body: str) -> Answer:
     question = await visible_question(session, question_id=question_id)
-    by_shop = await may_answer(session, user=user, question=question)
+    by_shop = await may_answer(
+        session, user=user, product_id=question.product_id, merchant_id=question.merchant_id
+    )
     if by_shop is None:
         raise DomainError("not_allowed_to_answer", NOT_ALLOWED, 403)
     text = _text(body, MAX_ANSWER)

@@ -8,26 +8,23 @@ or take out stars it no longer has."""
 
 from __future__ import annotations
 
-import secrets
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.accounts.models import User
 from mobimart.catalog import media
 from mobimart.catalog.models import Product, ProductChange
 from mobimart.checkout.models import Order, OrderLine
-from mobimart.db import unique_or, utcnow
+from mobimart.db import insert_or_skip, unique_or, utcnow
 from mobimart.errors import Conflict, DomainError, Forbidden, NotFound
 from mobimart.merchants import service as merchants
 from mobimart.moderation import service as moderation
 from mobimart.notifications import service as notifications
-from mobimart.settings import get_settings
 from mobimart.social.domain import STARS, Rating, may_review
 from mobimart.social.models import RatingSummary, Review, ReviewPhoto, ReviewVote
 from mobimart.text import clean
@@ -38,15 +35,12 @@ MAX_PHOTOS = 6
 MAX_BODY = 2000
 MAX_REPLY = 1000
 REVIEWABLE = ("delivered", "completed")
-PHOTO_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+# Review photos live apart from the public media: they are served only while the review is
+# shown (a removed review's photos are gone with it), see `visible_photo`.
+PHOTO_AREA = "reviews"
 
 
 # --- the counts ------------------------------------------------------------------------------
-
-
-def _insert(session: AsyncSession) -> Any:
-    """INSERT with ON CONFLICT for the session's database."""
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 async def _bump(
@@ -65,8 +59,9 @@ async def _bump(
         return
     # The first review of this product or shop: two may race to create the row; the loser's
     # insert does nothing and both increments land on the one row.
-    insert = _insert(session)(RatingSummary).values(subject=subject, subject_id=subject_id)
-    await session.execute(insert.on_conflict_do_nothing())
+    await session.execute(
+        insert_or_skip(session, RatingSummary).values(subject=subject, subject_id=subject_id)
+    )
     await session.execute(
         update(RatingSummary)
         .where(*where)
@@ -162,9 +157,10 @@ def refusal_of(*, order_status: str) -> DomainError | None:
     return _refusal(reason) if reason else None
 
 
-async def create(
+async def _create(
     session: AsyncSession, *, user: User, line_id: int, stars: int, body: str
 ) -> Review:
+    """A new review in the caller's transaction."""
     line, order = await _line(session, line_id=line_id)
     reason = may_review(
         order_status=order.status,
@@ -193,6 +189,13 @@ async def create(
     async with unique_or(session, _refusal(ALREADY)):
         session.add(review)
     await _count(session, product_id=review.product_id, shop_id=review.shop_id, deltas={stars: 1})
+    return review
+
+
+async def create(
+    session: AsyncSession, *, user: User, line_id: int, stars: int, body: str
+) -> Review:
+    review = await _create(session, user=user, line_id=line_id, stars=stars, body=body)
     await session.commit()
     return review
 
@@ -206,7 +209,7 @@ async def own_review(session: AsyncSession, *, user: User, review_id: int) -> Re
     return review
 
 
-async def edit(
+async def _edit(
     session: AsyncSession,
     *,
     user: User,
@@ -214,7 +217,7 @@ async def edit(
     stars: int | None = None,
     body: str | None = None,
 ) -> Review:
-    """Change the stars or the text of one's own review; new stars move one count."""
+    """Change the review in the caller's transaction (rolled back if it changed meanwhile)."""
     review = await own_review(session, user=user, review_id=review_id)
     values: dict[str, object] = {"updated_at": utcnow()}
     if body is not None:
@@ -245,7 +248,49 @@ async def edit(
             shop_id=review.shop_id,
             deltas={old: -1, stars: 1},
         )
+    return review
+
+
+async def edit(
+    session: AsyncSession,
+    *,
+    user: User,
+    review_id: int,
+    stars: int | None = None,
+    body: str | None = None,
+) -> Review:
+    """Change the stars or the text of one's own review; new stars move one count."""
+    review = await _edit(session, user=user, review_id=review_id, stars=stars, body=body)
     await session.commit()
+    await session.refresh(review)
+    return review
+
+
+async def write(
+    session: AsyncSession,
+    *,
+    user: User,
+    line_id: int,
+    stars: int,
+    body: str,
+    photos: Sequence[bytes] = (),
+) -> Review:
+    """The review form: write the review of a line (or change it) and add photos, all in one
+    transaction, so a refused photo (a bad file, one too many) leaves the review as it was."""
+    files = [f for f in photos if f]
+    check_photos(files)
+    _, _, existing = await line_for_review(session, user=user, line_id=line_id)
+    saved: list[str] = []
+    try:
+        if existing is None:
+            review = await _create(session, user=user, line_id=line_id, stars=stars, body=body)
+        else:
+            review = await _edit(session, user=user, review_id=existing.id, stars=stars, body=body)
+        await _attach(session, review=review, files=files, saved=saved)
+        await session.commit()
+    except BaseException:
+        _forget(saved)
+        raise
     await session.refresh(review)
     return review
 
@@ -284,21 +329,7 @@ async def restore(session: AsyncSession, *, review_id: int) -> bool:
 
 
 def photo_url(photo: ReviewPhoto) -> str:
-    return f"/media/{photo.storage_key}"  # public like product media, served by the same route
-
-
-def _photo_type(data: bytes) -> str:
-    if not data:
-        raise DomainError("empty_file", "The file is empty.", 422)
-    content_type = media.sniff_media(data)
-    if content_type not in PHOTO_TYPES:
-        raise DomainError("unsupported_file_type", "Only JPEG, PNG or WebP photos.", 415)
-    limit = get_settings().upload_max_bytes
-    if len(data) > limit:
-        raise DomainError(
-            "file_too_large", f"The photo is {len(data)} bytes; the limit is {limit} bytes.", 413
-        )
-    return content_type
+    return f"/reviews/photos/{photo.storage_key}"
 
 
 def check_photos(files: Sequence[bytes]) -> None:
@@ -307,24 +338,20 @@ def check_photos(files: Sequence[bytes]) -> None:
     if len(files) > MAX_PHOTOS:
         raise DomainError("too_many_photos", f"A review has at most {MAX_PHOTOS} photos.", 422)
     for data in files:
-        _photo_type(data)
+        media.check(data, videos=False)
 
 
-def _save_photo(data: bytes) -> tuple[str, str]:
-    """Store an image among the public media: (storage key, content type)."""
-    content_type = _photo_type(data)
-    key = f"{secrets.token_hex(16)}.{media.EXTENSIONS[content_type]}"
-    path = media.path_of(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return key, content_type
+def _forget(keys: Sequence[str]) -> None:
+    """No file outlives its row: a refused or failed upload leaves nothing behind."""
+    for key in keys:
+        media.path_of(key, area=PHOTO_AREA).unlink(missing_ok=True)
 
 
-async def add_photos(
-    session: AsyncSession, *, user: User, review_id: int, files: Sequence[bytes]
+async def _attach(
+    session: AsyncSession, *, review: Review, files: Sequence[bytes], saved: list[str]
 ) -> list[ReviewPhoto]:
-    review = await own_review(session, user=user, review_id=review_id)
-    files = [f for f in files if f]
+    """Store the photos and add their rows in the caller's transaction; the keys of the files
+    written go to `saved`, for the caller to delete if the transaction does not commit."""
     if not files:
         return []
     # The review row is locked (PostgreSQL) or the database is (SQLite) until commit, so
@@ -342,29 +369,53 @@ async def add_photos(
         or 0
     )
     if have + len(files) > MAX_PHOTOS:
-        raise DomainError("too_many_photos", f"A review has at most {MAX_PHOTOS} photos.", 422)
-    saved: list[str] = []
+        raise DomainError(
+            "too_many_photos",
+            f"A review has at most {MAX_PHOTOS} photos; this one has {have} already.",
+            422,
+        )
     photos: list[ReviewPhoto] = []
+    for n, data in enumerate(files):
+        key, content_type, _kind = media.store(data, videos=False, area=PHOTO_AREA)
+        saved.append(key)
+        photo = ReviewPhoto(
+            review_id=review.id,
+            content_type=content_type,
+            size=len(data),
+            storage_key=key,
+            position=have + n,
+        )
+        session.add(photo)
+        photos.append(photo)
+    return photos
+
+
+async def add_photos(
+    session: AsyncSession, *, user: User, review_id: int, files: Sequence[bytes]
+) -> list[ReviewPhoto]:
+    review = await own_review(session, user=user, review_id=review_id)
+    saved: list[str] = []
     try:
-        for n, data in enumerate(files):
-            key, content_type = _save_photo(data)
-            saved.append(key)
-            photo = ReviewPhoto(
-                review_id=review.id,
-                content_type=content_type,
-                size=len(data),
-                storage_key=key,
-                position=have + n,
-            )
-            session.add(photo)
-            photos.append(photo)
+        photos = await _attach(session, review=review, files=[f for f in files if f], saved=saved)
         await session.commit()
-    except Exception:
-        # No file outlives its row: a refused or failed upload leaves nothing behind.
-        for key in saved:
-            media.path_of(key).unlink(missing_ok=True)
+    except BaseException:
+        _forget(saved)
         raise
     return photos
+
+
+async def visible_photo(session: AsyncSession, *, key: str) -> tuple[ReviewPhoto, Path]:
+    """A photo of a review that is shown, and its file; a hidden review's photos are a 404,
+    like the review."""
+    path = media.path_of(key, area=PHOTO_AREA)
+    photo = await session.scalar(
+        select(ReviewPhoto)
+        .join(Review, Review.id == ReviewPhoto.review_id)
+        .where(ReviewPhoto.storage_key == key, Review.hidden_at.is_(None))
+    )
+    if photo is None or not path.is_file():
+        raise NotFound("Photo")
+    return photo, path
 
 
 async def photos_of(
@@ -434,12 +485,10 @@ async def vote(session: AsyncSession, *, user: User, review_id: int, helpful: bo
     if review.user_id == user.id:
         raise DomainError("own_review", "You cannot vote on your own review.", 403)
     if helpful:
-        insert = _insert(session)(ReviewVote).values(
+        insert = insert_or_skip(session, ReviewVote).values(
             review_id=review.id, user_id=user.id, created_at=utcnow()
         )
-        changed = await session.scalar(
-            insert.on_conflict_do_nothing().returning(ReviewVote.review_id)
-        )
+        changed = await session.scalar(insert.returning(ReviewVote.review_id))
     else:
         changed = (
             await session.execute(
@@ -544,14 +593,3 @@ async def reviewable(
         query = query.where(OrderLine.id < page.before_id)
     rows = await session.execute(query.order_by(OrderLine.id.desc()).limit(page.fetch))
     return [(line, order) for line, order in rows]
-
-
-def reviewer_name(user: User) -> str:
-    """What others see of a reviewer: the display name with its middle hidden, never the
-    phone number ("Han Meimei" -> "H***i"; no name -> "Shopper")."""
-    name = user.display_name.strip()
-    if not name:
-        return "Shopper"
-    if len(name) <= 2:
-        return name[0] + "*"
-    return f"{name[0]}***{name[-1]}"

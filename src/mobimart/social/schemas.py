@@ -7,11 +7,12 @@ import datetime as dt
 
 from pydantic import BaseModel, Field
 
+from mobimart.accounts.domain import public_name
 from mobimart.accounts.models import User
 from mobimart.checkout.models import Order, OrderLine
 from mobimart.social.domain import STARS, Rating
 from mobimart.social.models import Answer, Question, Review, ReviewPhoto
-from mobimart.social.reviews import photo_url, reviewer_name
+from mobimart.social.reviews import photo_url
 from mobimart.web.schemas import InputModel
 
 
@@ -85,7 +86,7 @@ class ReviewOut(BaseModel):
             id=review.id,
             product_id=review.product_id,
             shop_id=review.shop_id,
-            author=reviewer_name(author),
+            author=public_name(author.display_name),
             stars=review.stars,
             body=review.body,
             photos=[PhotoOut(id=p.id, url=photo_url(p)) for p in photos],
@@ -137,7 +138,7 @@ class AnswerOut(BaseModel):
         return cls(
             id=answer.id,
             question_id=answer.question_id,
-            author=reviewer_name(author),
+            author=public_name(author.display_name),
             by_shop=answer.by_shop,
             body=answer.body,
             created_at=answer.created_at,
@@ -157,7 +158,7 @@ class QuestionOut(BaseModel):
         return cls(
             id=question.id,
             product_id=question.product_id,
-            author=reviewer_name(author),
+            author=public_name(author.display_name),
             body=question.body,
             answer_count=question.answer_count,
             created_at=question.created_at,

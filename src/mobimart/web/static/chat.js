@@ -160,6 +160,18 @@
     markRead();
   }
 
+  function replace(m) {
+    // A message shown already and changed since (removed by moderation): redrawn in place.
+    if (m.conversation_id !== conversationId) { return; }
+    var old = document.getElementById("m-" + m.seq);
+    if (old) {
+      old.replaceWith(bubble(m));
+      showReceipts();
+    } else if (ahead[m.seq]) {
+      ahead[m.seq] = m;
+    }
+  }
+
   function markRead() {
     if (document.visibilityState !== "visible" || upto <= readSent) { return; }
     if (send({ type: "read", conversation_id: conversationId, seq: upto })) { readSent = upto; }
@@ -168,7 +180,9 @@
   function onFrame(event) {
     var frame;
     try { frame = JSON.parse(event.data); } catch (e) { return; }
-    if (frame.type === "message" && frame.message) {
+    if (frame.type === "message" && frame.message && frame.update) {
+      replace(frame.message);
+    } else if (frame.type === "message" && frame.message) {
       receive(frame.message);
     } else if (frame.type === "ack" && frame.conversation_id === conversationId) {
       var own = pending[frame.client_id];
@@ -281,14 +295,17 @@
       clearInterval(pingTimer);
       socket = null;
       root.dataset.state = "offline";
-      if (event.code === 4401 || event.code === 4403) {
+      if (event.code === 4401) {
         stopped = true;  // not signed in (any more): retrying would not help
         status(t.tSignin);
         if (form) { form.removeEventListener("submit", submit); }
         return;
       }
       status(t.tOffline);
+      // 4403: what this person may see changed (a shop joined or left); a new socket follows
+      // what they may see now, so come back soon, and from the same cursor. Otherwise
       // 0.5 s, 1 s, 2 s ... up to 30 s, jittered so a restarted server is not hit all at once.
+      if (event.code === 4403) { attempt = 0; }
       var delay = Math.min(30000, 500 * Math.pow(2, attempt)) * (0.5 + Math.random() / 2);
       attempt += 1;
       retryTimer = setTimeout(connect, delay);
