@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import warnings
 from decimal import Decimal
+from functools import cache
+from types import ModuleType
 
 from mobimart.errors import DomainError
 
@@ -31,3 +35,16 @@ def parse_amount(text: str) -> int:
     if not re.fullmatch(r"\d{1,9}(\.\d{1,2})?", typed) or not int(Decimal(typed) * 100):
         raise DomainError("invalid_amount", "Type an amount such as 12.50.", 422)
     return int(Decimal(typed) * 100)
+
+
+@cache
+def jieba() -> ModuleType:
+    """The Chinese word segmenter, imported on first use (its dictionary loads in about a
+    second). Its source has invalid escape sequences, which the first compile after a fresh
+    install reports as warnings; they say nothing about our code."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", SyntaxWarning)
+        import jieba as module
+    module.setLogLevel(logging.WARNING)
+    return module  # type: ignore[no-any-return]

@@ -46,7 +46,7 @@ async def test_apply_approve_and_see_approved(
     admin = await (await phone_context()).new_page()
     await sign_in(admin, ADMIN_PHONE)
     await admin.wait_for_url("**/me")
-    await admin.click("nav.tabbar >> text=Review")
+    await admin.click("nav.tabbar >> text=Admin")
     await admin.click("#queue >> text=Harbour Tea House")
     assert (await admin.locator("dl.kv").inner_text()).count(factories.resident_id(42)) == 1
     await admin.click("button[value=reject]")  # no reason given: refused with a message

@@ -24,7 +24,7 @@ from tests import factories
 from tests.e2e.conftest import Server, screenshot_dir
 from tests.e2e.test_accounts_flow import no_sideways_scroll, sign_in
 
-SHOPPER = "+8613612347001"
+SHOPPER = "+8613612347301"
 FORBIDDEN = "scamword"
 
 

@@ -8,6 +8,8 @@ from functools import lru_cache
 
 import snowballstemmer
 
+from mobimart.text import jieba
+
 _STEMMER = snowballstemmer.stemmer("english")
 
 # "1/2 in." = "1/2 inch" = "1/2-inch"; "cu. ft." = "cuft". Matched before tokenising.
@@ -38,9 +40,7 @@ def stem(word: str) -> str:
 
 
 def _segment(chunk: str) -> list[str]:
-    import jieba  # loaded on first Chinese text: its dictionary takes a second
-
-    return [w for w in jieba.cut_for_search(chunk) if w.strip()]
+    return [w for w in jieba().cut_for_search(chunk) if w.strip()]
 
 
 def surface_words(text: str) -> list[str]:

@@ -9,9 +9,9 @@ import re
 import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
 
 from mobimart.social.domain import Rating
+from mobimart.text import jieba
 
 LOW_STARS = 3  # three stars and fewer: what shoppers call a bad review on every big platform
 WEEK = dt.timedelta(weeks=1)
@@ -47,14 +47,8 @@ _CHUNK = re.compile(rf"[{_CJK}]+|(?:(?![{_CJK}])[^\W\d_])+(?:'(?:(?![{_CJK}])[^\
 _IS_CJK = re.compile(rf"[{_CJK}]")
 
 
-@cache
 def _jieba() -> Callable[[str], list[str]]:
-    import logging
-
-    import jieba  # loaded on the first Chinese review: building its dictionary takes a second
-
-    jieba.setLogLevel(logging.WARNING)
-    return jieba.lcut  # type: ignore[no-any-return]
+    return jieba().lcut  # type: ignore[no-any-return]
 
 
 def terms(text: str) -> list[str]:
