@@ -3,8 +3,10 @@ PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the tests and benchmarks drive for real: the browser, the SMS gateway with its
-# fake SMSC, the HTTP load generator, and zbar to read the QR codes the tests make.
-APT_PACKAGES := chromium kannel kannel-extras wrk espeak-ng sox zbar-tools libzbar0
+# fake SMSC, the HTTP load generators (wrk; ab for Kannel's ceiling), zbar to read the QR codes
+# the tests make, and the converters that let it read them from SVG and PDF.
+APT_PACKAGES := chromium kannel kannel-extras wrk apache2-utils espeak-ng sox zbar-tools libzbar0 \
+	librsvg2-bin poppler-utils
 HOST ?= 127.0.0.1
 PORT ?= 8000
 ARGS ?=

@@ -2,6 +2,24 @@
 
 from mobimart.accounts.models import AuthToken, Consent, OtpCode, User
 from mobimart.audit.models import AuditEntry
+from mobimart.campaigns.models import (
+    Automation,
+    AutomationRun,
+    Campaign,
+    CampaignMessage,
+    Draw,
+    DrawEntry,
+    DrawPrize,
+    Geofence,
+    GeoOffer,
+    MarketingEvent,
+    OrderAttribution,
+    QrCode,
+    Segment,
+    SegmentMember,
+    StoreLocation,
+    WifiPortal,
+)
 from mobimart.catalog.models import (
     Brand,
     BrandFollow,
@@ -10,16 +28,18 @@ from mobimart.catalog.models import (
     Product,
     ProductChange,
     Shop,
+    ShopFollow,
     Variant,
 )
 from mobimart.checkout.models import Address, Cart, CartLine, Order, OrderDiscount, OrderLine
+from mobimart.engagement.models import PointsEntry
 from mobimart.infra.idempotency import IdempotencyRecord
 from mobimart.infra.sms.models import SmsMessage
 from mobimart.infra.throttle import RateCounter
 from mobimart.logistics.models import Shipment, TrackingEvent
 from mobimart.merchants.models import KycDocument, Merchant, MerchantMember
 from mobimart.moderation.models import BlockedWord, Report
-from mobimart.notifications.models import Notification
+from mobimart.notifications.models import Notification, PushSubscription
 from mobimart.payments.models import (
     Collection,
     LedgerAccount,
@@ -50,36 +70,50 @@ __all__ = [
     "Answer",
     "AuditEntry",
     "AuthToken",
+    "Automation",
+    "AutomationRun",
     "BlockedWord",
     "Brand",
     "BrandFollow",
+    "Campaign",
+    "CampaignMessage",
     "Cart",
     "CartLine",
     "Category",
     "Collection",
     "Consent",
     "Conversation",
+    "Draw",
+    "DrawEntry",
+    "DrawPrize",
     "FlashSale",
+    "GeoOffer",
+    "Geofence",
     "IdempotencyRecord",
     "KycDocument",
     "LedgerAccount",
     "LedgerEntry",
     "LedgerTransaction",
+    "MarketingEvent",
     "Media",
     "Merchant",
     "MerchantMember",
     "Message",
     "Notification",
     "Order",
+    "OrderAttribution",
     "OrderDiscount",
     "OrderLine",
     "OtpCode",
     "Payment",
     "PaymentCode",
     "Payout",
+    "PointsEntry",
     "Product",
     "ProductChange",
     "Promotion",
+    "PushSubscription",
+    "QrCode",
     "Question",
     "RateCounter",
     "RatingSummary",
@@ -88,13 +122,18 @@ __all__ = [
     "Review",
     "ReviewPhoto",
     "ReviewVote",
+    "Segment",
+    "SegmentMember",
     "Shipment",
     "Shop",
+    "ShopFollow",
     "SmsMessage",
+    "StoreLocation",
     "SynonymGroup",
     "TrackingEvent",
     "User",
     "Variant",
     "WebhookDelivery",
     "WebhookEndpoint",
+    "WifiPortal",
 ]

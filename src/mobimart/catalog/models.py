@@ -65,6 +65,20 @@ class BrandFollow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
+class ShopFollow(Base):
+    """A person following a shop (its news, draws that ask for a follower)."""
+
+    __tablename__ = "shop_follows"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    shop_id: Mapped[int] = mapped_column(
+        ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
 class Product(Base):
     __tablename__ = "products"
     __table_args__ = (Index("ix_products_status_id", "status", "id"),)

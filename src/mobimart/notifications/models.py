@@ -28,3 +28,20 @@ class Notification(Base):
     link: Mapped[str] = mapped_column(String(200), default="")  # a page path on this site
     read_at: Mapped[dt.datetime | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class PushSubscription(Base):
+    """A browser's Web Push subscription (RFC 8030 endpoint + RFC 8291 keys). The endpoint
+    is found by its SHA-256; a subscription the push service calls gone (404/410) is removed."""
+
+    __tablename__ = "push_subscriptions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    endpoint: Mapped[str] = mapped_column(String(1000))
+    endpoint_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    p256dh: Mapped[str] = mapped_column(String(200))
+    auth: Mapped[str] = mapped_column(String(100))
+    label: Mapped[str] = mapped_column(String(80), default="")  # "Chrome on Android"
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    last_sent_at: Mapped[dt.datetime | None]

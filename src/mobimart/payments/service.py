@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mobimart.accounts import privacy
 from mobimart.accounts.models import User
 from mobimart.audit import service as audit
+from mobimart.campaigns import events as marketing
 from mobimart.checkout import service as checkout
 from mobimart.checkout.domain import REFUNDABLE, Status
 from mobimart.checkout.models import Order
@@ -108,6 +109,7 @@ async def _mark_paid(session: AsyncSession, *, orders: Sequence[Order], payment:
             return False
     for order in orders:
         await notifications.order_update(session, order=order, event="paid")
+        await marketing.order_paid(session, order=order)
         await webhooks.emit(
             session,
             merchant_id=order.merchant_id,
