@@ -433,6 +433,13 @@ ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
         MERCHANT_A,
         lambda w: {"params": {"product_id": w.ids["product_id"], "weeks": 4}},
     ),
+    # Marketing: segments and consent.
+    # Marketing: SMS and push campaigns, short links, campaign reports.
+    # Marketing: campaign sending and delivery reports.
+    # Marketing: QR codes and attribution.
+    # Marketing: lucky draws and shop follows.
+    # Marketing: Wi-Fi portal, stores, geofences and offers.
+    # Marketing: Web Push subscriptions and automations.
 }
 
 
@@ -490,6 +497,9 @@ async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
             **await _moderation_world(s, a, product.id, users),
             **await _feedback_world(s, a, product.id, users),
         }
+        marketing: dict[str, int] = {
+            # Marketing worlds, one line per part.
+        }
     headers = {ANON: {}} | {role: await auth_headers(user) for role, user in users.items()}
     phones = [u.phone for u in [*users.values(), owner_b]] + ["+8613912345678", "+8613700000001"]
     return World(
@@ -507,6 +517,7 @@ async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
             "group_id": group.id,
             **shopping,
             **social,
+            **marketing,
         },
         phones=phones,
     )

@@ -65,6 +65,12 @@ PAGES = {
     "/console/{a}/feedback?weeks=4": {"owner_a", "staff_a"},
     "/console/{a}/feedback/products/{product}": {"owner_a", "staff_a"},
     "/console/{a}/feedback/reviews?term=size&product_id={product}": {"owner_a", "staff_a"},
+    # Marketing: segments and consent.
+    # Marketing: SMS and push campaigns, short links, campaign reports.
+    # Marketing: QR codes and attribution.
+    # Marketing: lucky draws and shop follows.
+    # Marketing: Wi-Fi portal, stores, geofences and offers.
+    # Marketing: Web Push subscriptions and automations.
 }
 ROLES = ["anonymous", "consumer", "owner_a", "staff_a", "owner_b", "admin"]
 
@@ -126,6 +132,7 @@ async def world(db: Database, make_user: Any) -> dict[str, Any]:
     ids = {"a": a.id, "doc": doc.id, "product": product.id, "collection": collection.collection.id}
     ids |= await _chat(db, users["consumer"], product.shop_id)
     ids |= await _reviews(db, a, users)
+    # Marketing worlds, one line per part.
     return {"cookies": cookies, "ids": ids, "users": users}
 
 
