@@ -86,6 +86,15 @@ class Settings(BaseSettings):
     # Carriers sign tracking callbacks with this shared secret (HMAC-SHA256).
     carrier_secret: SecretStr = SecretStr(_DEV_CARRIER_SECRET)
 
+    # Marketing. Nobody is messaged in these local hours (their zone from their number);
+    # messages wait until the window ends.
+    quiet_hours: str = "21:00-08:00"
+    # At most this many marketing messages per person per channel in 7 days.
+    marketing_cap_per_week: int = Field(3, ge=1)
+    sms_cost_per_part_minor: int = Field(5, ge=0)  # what the carrier charges a part (CNY 0.05)
+    # A paid order is credited to the person's last touch in this many days before it.
+    attribution_window_days: int = Field(7, ge=1)
+
     @property
     def uploads_dir(self) -> Path:
         return self.var_dir / "uploads"
