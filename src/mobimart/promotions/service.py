@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -271,3 +272,37 @@ async def listed(
     if after is not None:
         query = query.where(Promotion.id < after)
     return list(await session.scalars(query.order_by(Promotion.id.desc()).limit(limit)))
+
+
+# Unambiguous on a phone screen or read aloud: no 0/O, 1/I/L.
+_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+
+
+async def issue_single_use(session: AsyncSession, *, promotion_id: int) -> Promotion:
+    """A personal copy of a coupon with its own random code, good for one use (a draw's prize,
+    an automation's gift). Added to the session; the caller commits with what it awards."""
+    base = await session.get(Promotion, promotion_id)
+    if base is None or base.code is None or not base.active:
+        raise NotFound("Coupon")
+    code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))  # 31^12 ≈ 2^59
+    copy = Promotion(
+        merchant_id=base.merchant_id,
+        name=base.name,
+        kind=base.kind,
+        scope=base.scope,
+        value=base.value,
+        threshold_minor=base.threshold_minor,
+        cap_minor=base.cap_minor,
+        code=code,
+        product_ids=base.product_ids,
+        category_ids=base.category_ids,
+        priority=base.priority,
+        combines=base.combines,
+        total_uses=1,
+        per_person=1,
+        starts_at=base.starts_at,
+        ends_at=base.ends_at,
+    )
+    session.add(copy)
+    await session.flush()
+    return copy
