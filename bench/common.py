@@ -50,6 +50,7 @@ def production_env(database_url: str, var: Path) -> dict[str, str]:
         "MOBIMART_PII_HASH_KEY": os.urandom(24).hex(),
         "MOBIMART_SMS_INBOUND_SECRET": os.urandom(24).hex(),
         "MOBIMART_CARRIER_SECRET": os.urandom(24).hex(),
+        "MOBIMART_SMS_DLR_SECRET": os.urandom(24).hex(),
         "MOBIMART_PAYMENT_GATEWAY": "none",
     }
 

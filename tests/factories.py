@@ -149,3 +149,179 @@ async def buy(
             select(OrderLine.id).where(OrderLine.order_id == order.id).order_by(OrderLine.id)
         )
         return list(lines)
+
+
+# --- Lucky draws ---------------------------------------------------------------------------
+
+
+async def draw_coupon(
+    db: Database, merchant_id: int, code: str = "LUCKY5", value: int = 500, *, ended: bool = False
+) -> int:
+    """A coupon of the merchant's (¥5 off by default) that prizes hand out copies of; `ended`:
+    a template only (what a draw's coupon prize must be), its own code redeems nothing."""
+    from mobimart.promotions import service as promotions
+    from mobimart.promotions.domain import Kind, Scope
+
+    async with db.session() as s:
+        row = await promotions.create(
+            s,
+            merchant_id=merchant_id,
+            spec=promotions.Spec("Lucky five", Kind.fixed, Scope.order, value=value, code=code),
+        )
+        if ended:
+            await promotions.end(s, promotion_id=row.id, merchant_id=merchant_id)
+    return row.id
+
+
+async def draw(
+    db: Database,
+    merchant_id: int,
+    prizes: list[Any],
+    *,
+    rules: dict[str, Any] | None = None,
+    hours: float = 24,
+) -> int:
+    """An open draw of the merchant's with these `draws.PrizeSpec`s, closing in `hours`."""
+    import datetime as dt
+
+    from mobimart.campaigns import draws
+
+    now = dt.datetime.now(dt.UTC)
+    async with db.session() as s:
+        made = await draws.create(
+            s,
+            merchant_id=merchant_id,
+            spec=draws.DrawSpec(
+                name="Lucky draw",
+                opens_at=now - dt.timedelta(minutes=1),
+                closes_at=now + dt.timedelta(hours=hours),
+                prizes=prizes,
+                rules=rules or {},
+            ),
+        )
+    return made.id
+
+
+# --- Campaign authoring, short links and reports ---------------------------------------------
+
+_orders = itertools.count(1)
+
+
+async def shop_id_of(db: Database, merchant_id: int) -> int:
+    """The merchant's shop (made with its first product when it has none yet)."""
+    from sqlalchemy import select
+
+    from mobimart.catalog import service as catalog
+    from mobimart.catalog.models import Shop
+
+    async with db.session() as s:
+        found = await s.scalar(select(Shop.id).where(Shop.merchant_id == merchant_id))
+        if found is not None:
+            return found
+        m = await s.get(Merchant, merchant_id)
+        assert m is not None
+        product = await catalog.create_product(s, merchant=m, name="Tea", price_minor=100)
+        return product.shop_id
+
+
+async def paid_order(db: Database, buyer_id: int, merchant_id: int, total_minor: int) -> int:
+    """A paid order row written straight into the table: no payment, no attribution run
+    (tests of reports write the attribution they want themselves)."""
+    import datetime as dt
+
+    from mobimart.checkout.models import Order
+
+    shop_id = await shop_id_of(db, merchant_id)
+    now = dt.datetime.now(dt.UTC)
+    n = next(_orders)
+    async with db.session() as s:
+        order = Order(
+            number=f"T{n:09d}",
+            checkout_ref=f"ref{n}",
+            user_id=buyer_id,
+            merchant_id=merchant_id,
+            shop_id=shop_id,
+            status="paid",
+            currency="CNY",
+            subtotal_minor=total_minor,
+            discount_minor=0,
+            shipping_minor=0,
+            shipping_discount_minor=0,
+            total_minor=total_minor,
+            expires_at=now,
+            paid_at=now,
+        )
+        s.add(order)
+        await s.commit()
+        return order.id
+
+
+async def sms_campaign(
+    db: Database, merchant_id: int | None, *, link_url: str | None = "/shops/1", **kw: Any
+) -> int:
+    """A campaign row as a send leaves it (status sending, 5 per SMS part)."""
+    from mobimart.campaigns.models import Campaign
+
+    async with db.session() as s:
+        campaign = Campaign(
+            merchant_id=merchant_id,
+            name=kw.pop("name", "Sale"),
+            channel=kw.pop("channel", "sms"),
+            template="{name}: {link} Reply STOP to opt out",
+            link_url=link_url,
+            status=kw.pop("status", "sending"),
+            cost_per_part_minor=kw.pop("cost_per_part_minor", 5),
+            **kw,
+        )
+        s.add(campaign)
+        await s.commit()
+        return campaign.id
+
+
+async def campaign_message(db: Database, campaign_id: int, user_id: int, **kw: Any) -> int:
+    """One recipient's message row, with whatever status and timestamps the test sets."""
+    from mobimart.campaigns.models import CampaignMessage
+
+    async with db.session() as s:
+        message = CampaignMessage(campaign_id=campaign_id, user_id=user_id, **kw)
+        s.add(message)
+        await s.commit()
+        return message.id
+
+
+# --- Web Push and automations --------------------------------------------------------------------
+
+
+async def automation(db: Database, merchant_id: int | None, **kw: Any) -> int:
+    """A flow of the merchant's: by default a QR scan gives 10 points, once per person."""
+    from mobimart.campaigns import automations
+
+    spec = automations.Spec(
+        name=kw.pop("name", "Flow"),
+        trigger=kw.pop("trigger", "qr_scan"),
+        action=kw.pop("action", "points"),
+        action_config=kw.pop("action_config", {"points": 10}),
+        **kw,
+    )
+    async with db.session() as s:
+        return (await automations.create(s, merchant_id=merchant_id, spec=spec)).id
+
+
+def push_subscription_json(endpoint: str) -> dict[str, Any]:
+    """A browser's subscription (PushSubscription.toJSON()) with real-looking keys: the
+    P-256 generator point is a valid public key; nobody can decrypt pushes sent to it."""
+    import base64
+
+    point = bytes.fromhex(
+        "04"
+        "6b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c296"
+        "4fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5"
+    )
+    return {
+        "endpoint": endpoint,
+        "expirationTime": None,
+        "keys": {
+            "p256dh": base64.urlsafe_b64encode(point).decode().rstrip("="),
+            "auth": base64.urlsafe_b64encode(b"matrix-auth-0001").decode().rstrip("="),
+        },
+    }

@@ -20,6 +20,24 @@ from mobimart import __version__
 from mobimart.accounts import api as accounts_api
 from mobimart.accounts import pages as accounts_pages
 from mobimart.audit import api as audit_api
+from mobimart.campaigns import (
+    automations_api,
+    automations_pages,
+    campaigns_api,
+    campaigns_pages,
+    dlr_api,
+    draws_api,
+    draws_pages,
+    links,
+    places_api,
+    places_pages,
+    qr_api,
+    qr_pages,
+    segments_api,
+    segments_pages,
+    wifi_api,
+    wifi_pages,
+)
 from mobimart.catalog import api as catalog_api
 from mobimart.catalog import brand_api, browse
 from mobimart.catalog import console as catalog_console
@@ -38,6 +56,7 @@ from mobimart.moderation import api as moderation_api
 from mobimart.moderation import pages as moderation_pages
 from mobimart.notifications import api as notifications_api
 from mobimart.notifications import pages as notifications_pages
+from mobimart.notifications import push_api, push_pages
 from mobimart.notifications.pages import unread_badge
 from mobimart.payments import api as payments_api
 from mobimart.payments import instore_api
@@ -181,6 +200,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = [
         (catalog_api, True),
         (search_api, True),
+        (dlr_api, True),  # Kannel: two reports per campaign SMS
         (catalog_pages, False),
         (search_pages, False),
         (brand_api, True),
@@ -202,6 +222,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (payments_pages, False),
         (notifications_api, True),
         (notifications_pages, False),
+        (push_api, True),
+        (push_pages, False),
+        (automations_api, True),
+        (automations_pages, False),
         (chat_pages, False),
         (moderation_api, True),
         (moderation_pages, False),
@@ -210,6 +234,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (review_api, True),
         (social_pages, False),
         (social_console, False),
+        (campaigns_api, True),
+        (campaigns_pages, False),
+        (links, False),
+        (wifi_pages, False),
+        (wifi_api, True),
+        (places_pages, False),
+        (places_api, True),
+        (draws_api, True),
+        (draws_pages, False),
+        (qr_api, True),
+        (qr_pages, False),
+        (segments_api, True),
+        (segments_pages, False),
     ]
     for module, is_api in routers:
         if is_api:

@@ -97,6 +97,7 @@ def serve(
 def worker(workers: int = typer.Option(2, min=1, help="Worker threads")) -> None:
     """Run background jobs (Huey)."""
     from mobimart.accounts import tasks  # noqa: F401  (registers the jobs)
+    from mobimart.campaigns import tasks as campaign_tasks  # noqa: F401
     from mobimart.checkout import tasks as checkout_tasks  # noqa: F401
     from mobimart.infra.jobs import huey
 

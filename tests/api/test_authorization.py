@@ -10,8 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +22,7 @@ import pytest
 from mobimart.accounts import service as accounts
 from mobimart.accounts.models import User
 from mobimart.app import create_app
+from mobimart.campaigns import dlr
 from mobimart.catalog import brands, media
 from mobimart.catalog import service as catalog
 from mobimart.db import Database
@@ -27,6 +30,15 @@ from mobimart.merchants import service as merchants
 from mobimart.search import synonyms
 from mobimart.settings import get_settings
 from tests import factories
+from tests.conftest import (
+    PgSnapshot,
+    empty_pg,
+    header_maker,
+    pg_restore,
+    pg_snapshot,
+    run_in_thread,
+    user_maker,
+)
 
 ANON, CA, CB, MA_OWNER, MA_STAFF, MB_STAFF, ADMIN = (
     "anonymous",
@@ -46,6 +58,7 @@ DENIED = {401, 403, 404}
 # The world's open shop QR and pay-for-me link: the token in the URL is their credential.
 COLLECTION_TOKEN = "collection-token-0001"
 SHARE_TOKEN = "share-token-00000001"
+SEGMENT_RULES = [{"kind": "has_consent", "channel": "sms"}]  # consumer A consents
 
 
 @dataclass
@@ -434,12 +447,255 @@ ACCESS: dict[tuple[str, str], tuple[set[str], Body]] = {
         lambda w: {"params": {"product_id": w.ids["product_id"], "weeks": 4}},
     ),
     # Marketing: segments and consent.
+    ("GET", "/api/v1/merchants/{merchant_id}/segments"): (MERCHANT_A, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/segments"): (
+        MERCHANT_A,
+        lambda w: {"json": {"name": "Texts", "rules": SEGMENT_RULES}},
+    ),
+    ("POST", "/api/v1/merchants/{merchant_id}/segments/preview"): (
+        MERCHANT_A,
+        lambda w: {"json": {"match": "any", "rules": SEGMENT_RULES}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/segments/{segment_id}"): (MERCHANT_A, none),
+    ("PUT", "/api/v1/merchants/{merchant_id}/segments/{segment_id}"): (
+        MERCHANT_A,
+        lambda w: {"json": {"name": "Renamed", "rules": SEGMENT_RULES}},
+    ),
+    # Deleting a segment is the owner's: staff get 403.
+    ("DELETE", "/api/v1/merchants/{merchant_id}/segments/{segment_id}"): ({MA_OWNER}, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/segments/{segment_id}/members"): (MERCHANT_A, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/segments/{segment_id}/export.csv"): (
+        MERCHANT_A,
+        none,
+    ),
+    ("GET", "/api/v1/admin/segments"): ({ADMIN}, none),
+    ("POST", "/api/v1/admin/segments"): (
+        {ADMIN},
+        lambda w: {"json": {"name": "Platform texts", "rules": SEGMENT_RULES}},
+    ),
+    ("POST", "/api/v1/admin/segments/preview"): (
+        {ADMIN},
+        lambda w: {"json": {"rules": SEGMENT_RULES}},
+    ),
+    ("GET", "/api/v1/admin/segments/{platform_segment_id}"): ({ADMIN}, none),
+    ("PUT", "/api/v1/admin/segments/{platform_segment_id}"): (
+        {ADMIN},
+        lambda w: {"json": {"name": "Renamed", "rules": SEGMENT_RULES}},
+    ),
+    ("DELETE", "/api/v1/admin/segments/{platform_segment_id}"): ({ADMIN}, none),
+    ("GET", "/api/v1/admin/segments/{platform_segment_id}/members"): ({ADMIN}, none),
+    ("GET", "/api/v1/admin/segments/{platform_segment_id}/export.csv"): ({ADMIN}, none),
     # Marketing: SMS and push campaigns, short links, campaign reports.
+    # The world's campaigns have no segment: send and schedule are refused (422) for allowed
+    # callers, so the matrix never enqueues a real send.
+    ("GET", "/api/v1/merchants/{merchant_id}/campaigns"): (MERCHANT_A, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/campaigns"): (
+        MERCHANT_A,
+        lambda w: {
+            "json": {
+                "name": "Matrix",
+                "channel": "sms",
+                "template": "{name}: {link}",
+                "link_url": "/",
+                "segment_id": w.ids["campaign_segment_id"],
+            }
+        },
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/campaigns/{campaign_id}"): (MERCHANT_A, none),
+    ("PATCH", "/api/v1/merchants/{merchant_id}/campaigns/{campaign_id}"): (
+        MERCHANT_A,
+        lambda w: {"json": {"name": "Renamed"}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/campaigns/{campaign_id}/estimate"): (
+        MERCHANT_A,
+        none,
+    ),
+    # The world's campaign is an SMS one: paid per part, so the owner starts it.
+    ("POST", "/api/v1/merchants/{merchant_id}/campaigns/{campaign_id}/send"): ({MA_OWNER}, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/campaigns/{campaign_id}/schedule"): (
+        {MA_OWNER},
+        lambda w: {"json": {"at": "2030-01-01T01:00:00Z"}},
+    ),
+    ("POST", "/api/v1/merchants/{merchant_id}/campaigns/{campaign_id}/pause"): (MERCHANT_A, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/campaigns/{campaign_id}/resume"): (
+        {MA_OWNER},
+        none,
+    ),
+    ("POST", "/api/v1/merchants/{merchant_id}/campaigns/{campaign_id}/cancel"): (
+        MERCHANT_A,
+        none,
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/campaigns/{campaign_id}/report"): (MERCHANT_A, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/marketing"): (MERCHANT_A, none),
+    ("GET", "/api/v1/admin/campaigns"): ({ADMIN}, none),
+    ("POST", "/api/v1/admin/campaigns"): (
+        {ADMIN},
+        lambda w: {"json": {"name": "Mall", "channel": "inbox", "template": "Hi {name}"}},
+    ),
+    ("GET", "/api/v1/admin/campaigns/{platform_campaign_id}"): ({ADMIN}, none),
+    ("PATCH", "/api/v1/admin/campaigns/{platform_campaign_id}"): (
+        {ADMIN},
+        lambda w: {"json": {"template": "Hello {name}"}},
+    ),
+    ("GET", "/api/v1/admin/campaigns/{platform_campaign_id}/estimate"): ({ADMIN}, none),
+    ("POST", "/api/v1/admin/campaigns/{platform_campaign_id}/send"): ({ADMIN}, none),
+    ("POST", "/api/v1/admin/campaigns/{platform_campaign_id}/schedule"): (
+        {ADMIN},
+        lambda w: {"json": {"at": "2030-01-01T01:00:00Z"}},
+    ),
+    ("POST", "/api/v1/admin/campaigns/{platform_campaign_id}/cancel"): ({ADMIN}, none),
+    ("GET", "/api/v1/admin/campaigns/{platform_campaign_id}/report"): ({ADMIN}, none),
     # Marketing: campaign sending and delivery reports.
+    # Kannel's delivery reports: the per-message signature is the credential.
+    ("GET", "/api/v1/sms/dlr"): (
+        EVERYONE,
+        lambda w: {"params": {"m": 1, "k": dlr.signature(1), "s": 8}},
+    ),
     # Marketing: QR codes and attribution.
+    ("POST", "/api/v1/merchants/{merchant_id}/qr-codes"): (
+        MERCHANT_A,
+        lambda w: {
+            "json": {"label": "Shelf", "target": {"kind": "product", "id": w.ids["product_id"]}}
+        },
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/qr-codes"): (MERCHANT_A, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/qr-codes/sheet"): (
+        MERCHANT_A,
+        lambda w: {"params": {"ids": [w.ids["qr_id"]], "copies": 2}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/qr-codes/{qr_id}"): (MERCHANT_A, none),
+    ("PATCH", "/api/v1/merchants/{merchant_id}/qr-codes/{qr_id}"): (
+        MERCHANT_A,
+        lambda w: {"json": {"label": "Shelf 2", "target": {"kind": "url", "url": "/c/x"}}},
+    ),
+    ("POST", "/api/v1/merchants/{merchant_id}/qr-codes/{qr_id}/archive"): (MERCHANT_A, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/qr-codes/{qr_id}/image"): (
+        MERCHANT_A,
+        lambda w: {"params": {"format": "svg"}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/qr-codes/{qr_id}/stats"): (MERCHANT_A, none),
     # Marketing: lucky draws and shop follows.
+    ("POST", "/api/v1/merchants/{merchant_id}/draws"): (
+        MERCHANT_A,
+        lambda w: {
+            "json": {
+                "name": "Matrix draw",
+                "opens_at": dt.datetime.now(dt.UTC).isoformat(),
+                "closes_at": (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).isoformat(),
+                "prizes": [{"name": "Mug", "kind": "physical", "chance_ppm": 10, "quantity": 1}],
+            }
+        },
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/draws"): (MERCHANT_A, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/draws/{draw_id}"): (MERCHANT_A, none),
+    ("PATCH", "/api/v1/merchants/{merchant_id}/draws/{draw_id}"): (
+        MERCHANT_A,
+        lambda w: {"json": {"name": "Renamed"}},
+    ),
+    ("POST", "/api/v1/merchants/{merchant_id}/draws/{draw_id}/close"): (MERCHANT_A, none),
+    # The world's draw has an entry: the owner is told 409, never 403/404.
+    ("DELETE", "/api/v1/merchants/{merchant_id}/draws/{draw_id}"): ({MA_OWNER}, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/draws/{draw_id}/claims"): (MERCHANT_A, none),
+    ("GET", "/api/v1/draws/{draw_id}"): (EVERYONE, none),
+    ("GET", "/api/v1/draws/{draw_id}/verify"): (EVERYONE, none),
+    ("POST", "/api/v1/draws/{draw_id}/entries"): (SIGNED_IN, lambda w: {"json": {}}),
+    ("GET", "/api/v1/draws/{draw_id}/entries/{entry_id}"): ({CA}, none),
+    ("PUT", "/api/v1/draws/{draw_id}/entries/{entry_id}/claim"): (
+        {CA},
+        lambda w: {"json": {"name": "Han", "phone": w.users[CA].phone, "address": "1 Road, SH"}},
+    ),
+    ("PUT", "/api/v1/shops/{shop_id}/follow"): (SIGNED_IN, none),
+    ("DELETE", "/api/v1/shops/{shop_id}/follow"): (SIGNED_IN, none),
     # Marketing: Wi-Fi portal, stores, geofences and offers.
+    # Portals answer with the gateway's shared key: owners only, staff get 403.
+    ("POST", "/api/v1/merchants/{merchant_id}/wifi-portals"): (
+        {MA_OWNER},
+        lambda w: {"json": {"name": "Matrix cafe"}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/wifi-portals"): ({MA_OWNER}, none),
+    ("DELETE", "/api/v1/merchants/{merchant_id}/wifi-portals/{portal_id}"): ({MA_OWNER}, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/wifi-portals/{portal_id}/rotate-key"): (
+        {MA_OWNER},
+        none,
+    ),
+    ("POST", "/api/v1/admin/wifi-portals"): ({ADMIN}, lambda w: {"json": {"name": "Atrium"}}),
+    ("GET", "/api/v1/admin/wifi-portals"): ({ADMIN}, none),
+    ("DELETE", "/api/v1/admin/wifi-portals/{platform_portal_id}"): ({ADMIN}, none),
+    ("POST", "/api/v1/admin/wifi-portals/{platform_portal_id}/rotate-key"): ({ADMIN}, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/stores"): (
+        MERCHANT_A,
+        lambda w: {"json": {"name": "Kiosk", "lat": 31.23, "lng": 121.47}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/stores"): (MERCHANT_A, none),
+    # Staff add stores, fences and offers; deleting them is the owner's.
+    ("DELETE", "/api/v1/merchants/{merchant_id}/stores/{store_id}"): ({MA_OWNER}, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/geofences"): (
+        MERCHANT_A,
+        lambda w: {"json": {"name": "Zone", "store_id": w.ids["store_id"], "radius_m": 100}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/geofences"): (MERCHANT_A, none),
+    ("DELETE", "/api/v1/merchants/{merchant_id}/geofences/{geofence_id}"): ({MA_OWNER}, none),
+    ("POST", "/api/v1/merchants/{merchant_id}/offers"): (
+        MERCHANT_A,
+        lambda w: {"json": {"geofence_id": w.ids["geofence_id"], "title": "Tea"}},
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/offers"): (MERCHANT_A, none),
+    ("DELETE", "/api/v1/merchants/{merchant_id}/offers/{offer_id}"): ({MA_OWNER}, none),
+    ("GET", "/api/v1/nearby"): (EVERYONE, lambda w: {"params": {"lat": 31.23, "lng": 121.47}}),
+    ("POST", "/api/v1/me/position"): (SIGNED_IN, lambda w: {"json": {"lat": 31.23, "lng": 121.47}}),
     # Marketing: Web Push subscriptions and automations.
+    ("GET", "/api/v1/push/key"): (EVERYONE, none),
+    ("GET", "/api/v1/me/push-subscriptions"): (SIGNED_IN, none),
+    ("POST", "/api/v1/me/push-subscriptions"): (
+        SIGNED_IN,
+        lambda w: {"json": factories.push_subscription_json("http://127.0.0.1:9/push/other")},
+    ),
+    # Consumer A's device: anyone else's is not found.
+    ("DELETE", "/api/v1/me/push-subscriptions/{subscription_id}"): ({CA}, none),
+    ("POST", "/api/v1/me/push-test"): (SIGNED_IN, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/automations"): (MERCHANT_A, none),
+    # A points flow gives value away: the owner starts it (staff may save it paused).
+    ("POST", "/api/v1/merchants/{merchant_id}/automations"): (
+        {MA_OWNER},
+        lambda w: {
+            "json": {
+                "name": "Thanks",
+                "trigger": "qr_scan",
+                "action": "points",
+                "action_config": {"points": 5},
+            }
+        },
+    ),
+    ("GET", "/api/v1/merchants/{merchant_id}/automations/{automation_id}"): (MERCHANT_A, none),
+    ("PATCH", "/api/v1/merchants/{merchant_id}/automations/{automation_id}"): (
+        MERCHANT_A,
+        lambda w: {"json": {"active": False}},
+    ),
+    # Deleting a flow and its history is the owner's; staff can pause it.
+    ("DELETE", "/api/v1/merchants/{merchant_id}/automations/{automation_id}"): ({MA_OWNER}, none),
+    ("GET", "/api/v1/merchants/{merchant_id}/automations/{automation_id}/runs"): (
+        MERCHANT_A,
+        none,
+    ),
+    ("GET", "/api/v1/admin/automations"): ({ADMIN}, none),
+    ("POST", "/api/v1/admin/automations"): (
+        {ADMIN},
+        lambda w: {
+            "json": {
+                "name": "Mall Wi-Fi",
+                "trigger": "wifi_signup",
+                "action": "points",
+                "action_config": {"points": 5},
+            }
+        },
+    ),
+    ("GET", "/api/v1/admin/automations/{platform_automation_id}"): ({ADMIN}, none),
+    ("PATCH", "/api/v1/admin/automations/{platform_automation_id}"): (
+        {ADMIN},
+        lambda w: {"json": {"active": False}},
+    ),
+    ("DELETE", "/api/v1/admin/automations/{platform_automation_id}"): ({ADMIN}, none),
+    ("GET", "/api/v1/admin/automations/{platform_automation_id}/runs"): ({ADMIN}, none),
 }
 
 
@@ -499,6 +755,12 @@ async def build_world(db: Database, make_user: Any, auth_headers: Any) -> World:
         }
         marketing: dict[str, int] = {
             # Marketing worlds, one line per part.
+            **await _campaigns_world(s, a, product.id, users),
+            **await _qr_world(s, a, product.id, users),
+            **await _draws_world(s, a, product.id, users),
+            **await _segments_world(s, a, product.id, users),
+            **await _places_world(s, a, product.id, users),
+            **await _push_world(s, a, product.id, users),
         }
     headers = {ANON: {}} | {role: await auth_headers(user) for role, user in users.items()}
     phones = [u.phone for u in [*users.values(), owner_b]] + ["+8613912345678", "+8613700000001"]
@@ -750,6 +1012,146 @@ async def _feedback_world(
     return {}
 
 
+async def _qr_world(s: Any, a: Any, product_id: int, users: dict[str, User]) -> dict[str, int]:
+    """Merchant A's dynamic code on the world's product, scanned once."""
+    from mobimart.campaigns import qr
+
+    code = await qr.create(
+        s,
+        merchant_id=a.id,
+        spec=qr.Spec("Counter", qr.Target(qr.TargetKind.product, product_id), dynamic=True),
+    )
+    await qr.scan(
+        s, code=code, user_id=users[CA].id, visitor=None, user_agent="iPhone Mobile", referrer=""
+    )
+    await s.commit()
+    return {"qr_id": code.id}
+
+
+async def _draws_world(s: Any, a: Any, product_id: int, users: dict[str, User]) -> dict[str, int]:
+    """Merchant A's open draw of a physical prize, won by consumer A, who claimed it with
+    their own number: the claim list must show it masked."""
+    from mobimart.campaigns import draws
+
+    now = dt.datetime.now(dt.UTC)
+    draw = await draws.create(
+        s,
+        merchant_id=a.id,
+        spec=draws.DrawSpec(
+            "Matrix",
+            now - dt.timedelta(minutes=1),
+            now + dt.timedelta(days=1),
+            [draws.PrizeSpec("Vase", "physical", 1_000_000, 20)],
+        ),
+    )
+    winner = await s.merge(users[CA])
+    entry = await draws.enter(s, draw_id=draw.id, user=winner, source="qr")
+    await draws.claim(
+        s,
+        user=winner,
+        draw_id=draw.id,
+        entry_id=entry.id,
+        name="Han",
+        phone=winner.phone,
+        address="1 Road, Shanghai",
+    )
+    return {"draw_id": draw.id, "entry_id": entry.id}
+
+
+async def _segments_world(
+    s: Any, a: Any, product_id: int, users: dict[str, User]
+) -> dict[str, int]:
+    """Merchant A's segment and a platform one, both of people with SMS consent (consumer A),
+    so member lists and exports have a phone number to mask."""
+    from mobimart.accounts import privacy
+    from mobimart.accounts.domain import Channel
+    from mobimart.campaigns import segments
+
+    await privacy.set_consent(
+        s, user_id=users[CA].id, channel=Channel.sms, granted=True, source="t"
+    )
+    mine = await segments.create(
+        s, merchant_id=a.id, name="Texts", match="all", conditions=SEGMENT_RULES
+    )
+    platform = await segments.create(
+        s, merchant_id=None, name="All texts", match="all", conditions=SEGMENT_RULES
+    )
+    return {"segment_id": mine.id, "platform_segment_id": platform.id}
+
+
+async def _places_world(s: Any, a: Any, product_id: int, users: dict[str, User]) -> dict[str, int]:
+    """Merchant A's Wi-Fi portal, a platform one, and a store with a geofence and an offer."""
+    from mobimart.campaigns import places, wifi
+
+    portal = await wifi.create(s, merchant_id=a.id, name="Cafe")
+    platform = await wifi.create(s, merchant_id=None, name="Mall")
+    store = await places.create_store(s, merchant_id=a.id, name="Kiosk", lat=31.23, lng=121.47)
+    fence = await places.create_geofence(
+        s, merchant_id=a.id, name="Zone", store_id=store.id, radius_m=100
+    )
+    offer = await places.create_offer(s, merchant_id=a.id, geofence_id=fence.id, title="Tea")
+    return {
+        "portal_id": portal.id,
+        "platform_portal_id": platform.id,
+        "store_id": store.id,
+        "geofence_id": fence.id,
+        "offer_id": offer.id,
+    }
+
+
+async def _push_world(s: Any, a: Any, product_id: int, users: dict[str, User]) -> dict[str, int]:
+    """Consumer A's browser subscribed to pushes, and merchant A's automation and a platform
+    one, each with a run of consumer A's (a QR scan gives points)."""
+    from mobimart.campaigns import automations, events
+    from mobimart.notifications import push
+
+    keys = factories.push_subscription_json("http://127.0.0.1:9/push/a")["keys"]
+    device = await push.subscribe(
+        s,
+        user_id=users[CA].id,
+        endpoint="http://127.0.0.1:9/push/a",
+        p256dh=keys["p256dh"],
+        auth=keys["auth"],
+        label="Phone",
+    )
+    await s.commit()
+    flow = await automations.create(
+        s,
+        merchant_id=a.id,
+        spec=automations.Spec("Scan", "qr_scan", "points", {"points": 5}),
+    )
+    platform = await automations.create(
+        s,
+        merchant_id=None,
+        spec=automations.Spec("Mall", "qr_scan", "points", {"points": 1}),
+    )
+    await events.record(s, kind=events.Kind.qr_scan, user_id=users[CA].id, merchant_id=a.id)
+    await s.commit()
+    return {
+        "subscription_id": device.id,
+        "automation_id": flow.id,
+        "platform_automation_id": platform.id,
+    }
+
+
+async def _campaigns_world(
+    s: Any, a: Any, product_id: int, users: dict[str, User]
+) -> dict[str, int]:
+    """A segment of merchant A's, a draft of A's and a platform draft, both without a segment."""
+    from mobimart.campaigns.models import Campaign, Segment
+
+    segment = Segment(merchant_id=a.id, name="Matrix segment", member_count=0)
+    mine = Campaign(merchant_id=a.id, name="A's", channel="sms", template="Hi {name}")
+    platform = Campaign(merchant_id=None, name="Mall", channel="inbox", template="Hi {name}")
+    s.add_all([segment, mine, platform])
+    await s.commit()
+    return {
+        "campaign_segment_id": segment.id,
+        "campaign_id": mine.id,
+        "platform_campaign_id": platform.id,
+    }
+
+
 def fill(path: str, world: World) -> str:
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -767,16 +1169,67 @@ def fill(path: str, world: World) -> str:
     return re.sub(r"\{(\w+)\}", value, path)
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def world_template(
+    request: pytest.FixtureRequest, sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[World, Path, Path | PgSnapshot]:
+    """The world is built once per database, then each test gets a copy of its rows: building
+    it through the services for each of the matrix's hundreds of rows took most of the suite's
+    time."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("world") / "world.db"
+        shutil.copyfile(sqlite_template, path)
+        url = f"sqlite+aiosqlite:///{path}"
+    else:
+        url = request.getfixturevalue("pg_url")
+        empty_pg(url)
+
+    async def build() -> World:
+        database = Database(url, null_pool=True)
+        try:
+            return await build_world(database, user_maker(database), header_maker(database))
+        finally:
+            await database.dispose()
+
+    # The world's files (documents, pictures) go to a folder of its own, copied for each test.
+    settings, var_dir = get_settings(), tmp_path_factory.mktemp("world-var")
+    kept, settings.var_dir = settings.var_dir, var_dir
+    try:
+        world = run_in_thread(build)
+    finally:
+        settings.var_dir = kept
+    return world, var_dir, path if request.param == "sqlite" else pg_snapshot(url)
+
+
+@pytest.fixture
+def database_url(
+    request: pytest.FixtureRequest,
+    world_template: tuple[World, Path, Path | PgSnapshot],
+    tmp_path: Path,
+    _fresh_settings: None,
+) -> str:
+    """This module's databases: a fresh copy of the world (rows and files) for every test."""
+    _, var_dir, saved = world_template
+    shutil.copytree(var_dir, get_settings().var_dir, dirs_exist_ok=True)
+    if isinstance(saved, Path):
+        path = tmp_path / "db.sqlite"
+        shutil.copyfile(saved, path)
+        return f"sqlite+aiosqlite:///{path}"
+    url: str = request.getfixturevalue("pg_url")
+    empty_pg(url)
+    pg_restore(url, saved)
+    return url
+
+
+@pytest.fixture
+def world(world_template: tuple[World, Path, Path | PgSnapshot]) -> World:
+    return world_template[0]
+
+
 @pytest.mark.parametrize(("method", "path"), sorted(ACCESS))
 async def test_route_allows_exactly_its_roles(
-    client: httpx.AsyncClient,
-    db: Database,
-    make_user: Any,
-    auth_headers: Any,
-    method: str,
-    path: str,
+    client: httpx.AsyncClient, db: Database, world: World, method: str, path: str
 ) -> None:
-    world = await build_world(db, make_user, auth_headers)
     allowed, body = ACCESS[(method, path)]
     url = fill(path, world)
     # Denied callers go first: they must change nothing that an allowed caller then relies on.
@@ -794,9 +1247,8 @@ def _leaked_numbers(text: str, phones: list[str]) -> list[str]:
 
 
 async def test_merchant_views_never_show_a_full_phone_number(
-    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+    client: httpx.AsyncClient, db: Database, world: World
 ) -> None:
-    world = await build_world(db, make_user, auth_headers)
     checked = 0
     for (method, path), (allowed, _) in ACCESS.items():
         if method != "GET" or "/merchants/{merchant_id}" not in path:
@@ -819,9 +1271,8 @@ async def test_merchant_views_never_show_a_full_phone_number(
 
 
 async def test_consumer_cannot_touch_another_consumers_token(
-    client: httpx.AsyncClient, db: Database, make_user: Any, auth_headers: Any
+    client: httpx.AsyncClient, db: Database, world: World
 ) -> None:
-    world = await build_world(db, make_user, auth_headers)
     url = f"/api/v1/me/tokens/{world.ids['token_id']}"
     assert (await client.delete(url, headers=world.headers[CB])).status_code == 404
     tokens = (await client.get("/api/v1/me/tokens", headers=world.headers[CA])).json()

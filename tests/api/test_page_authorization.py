@@ -66,11 +66,52 @@ PAGES = {
     "/console/{a}/feedback/products/{product}": {"owner_a", "staff_a"},
     "/console/{a}/feedback/reviews?term=size&product_id={product}": {"owner_a", "staff_a"},
     # Marketing: segments and consent.
+    "/console/{a}/segments": {"owner_a", "staff_a"},
+    "/console/{a}/segments/new": {"owner_a", "staff_a"},
+    "/console/{a}/segments/{segment}": {"owner_a", "staff_a"},
+    "/console/{a}/segments/{segment}/export.csv": {"owner_a", "staff_a"},
+    "/admin/segments": {"admin"},
+    "/admin/segments/new": {"admin"},
+    "/admin/segments/{platform_segment}": {"admin"},
+    "/admin/segments/{platform_segment}/export.csv": {"admin"},
     # Marketing: SMS and push campaigns, short links, campaign reports.
+    "/console/{a}/marketing": {"owner_a", "staff_a"},
+    "/console/{a}/campaigns": {"owner_a", "staff_a"},
+    "/console/{a}/campaigns/new": {"owner_a", "staff_a"},
+    "/console/{a}/campaigns/{campaign_draft}": {"owner_a", "staff_a"},
+    "/console/{a}/campaigns/{campaign_sent}": {"owner_a", "staff_a"},
     # Marketing: QR codes and attribution.
+    "/console/{a}/qr": {"owner_a", "staff_a"},
+    "/console/{a}/qr?archived=1": {"owner_a", "staff_a"},
+    "/console/{a}/qr/{qr}": {"owner_a", "staff_a"},
+    "/console/{a}/qr/{qr}?days=7": {"owner_a", "staff_a"},
+    "/console/{a}/qr/{qr}/image": {"owner_a", "staff_a"},
+    "/console/{a}/qr/{qr}/image?format=pdf&copies=2": {"owner_a", "staff_a"},
+    "/console/{a}/qr/sheet?ids={qr}": {"owner_a", "staff_a"},
+    "/q/{qr_token}": EVERYONE,  # public: the landing a printed code opens
     # Marketing: lucky draws and shop follows.
+    "/draws/{draw}": EVERYONE,
+    "/draws/{draw}?src=qr&qr=abc": EVERYONE,
+    "/draws/{draw}/verify": EVERYONE,
+    "/draws/{draw}/verify?entry={draw_entry}": EVERYONE,
+    "/draws/{draw}/entries/{draw_entry}": {"consumer"},
+    "/console/{a}/draws": {"owner_a", "staff_a"},
+    "/console/{a}/draws/{draw}": {"owner_a", "staff_a"},
+    "/shops/{draw_shop}": EVERYONE,
     # Marketing: Wi-Fi portal, stores, geofences and offers.
+    "/wifi/{wifi_token}?fas={wifi_fas}": EVERYONE,
+    "/wifi/{wifi_token}/welcome": EVERYONE,
+    "/console/{a}/wifi": {"owner_a"},  # shows the gateway's shared key
+    "/admin/wifi": {"admin"},
+    "/console/{a}/places": {"owner_a", "staff_a"},
+    "/nearby": EVERYONE,
+    "/nearby?lat=31.23&lng=121.47": EVERYONE,
     # Marketing: Web Push subscriptions and automations.
+    "/sw.js": EVERYONE,  # the service worker: public, like any script
+    "/console/{a}/automations": {"owner_a", "staff_a"},
+    "/console/{a}/automations/{automation}": {"owner_a", "staff_a"},
+    "/admin/automations": {"admin"},
+    "/admin/automations/{platform_automation}": {"admin"},
 }
 ROLES = ["anonymous", "consumer", "owner_a", "staff_a", "owner_b", "admin"]
 
@@ -116,6 +157,72 @@ async def _reviews(db: Database, a: Any, users: dict[str, User]) -> dict[str, in
     return {"published": product.id, "line": made["line_id"]}
 
 
+async def _draws(db: Database, a: Any, users: dict[str, User]) -> dict[str, int]:
+    """A's draw, won and claimed by the consumer."""
+    from tests.api.test_authorization import CA, _draws_world
+
+    async with db.session() as s:
+        product = await catalog.create_product(s, merchant=a, name="Vase", price_minor=100)
+        made = await _draws_world(s, a, product.id, {CA: users["consumer"]})
+    return {"draw": made["draw_id"], "draw_entry": made["entry_id"], "draw_shop": product.shop_id}
+
+
+async def _qr(db: Database, a: Any) -> dict[str, Any]:
+    """A's static code on a published product of theirs."""
+    from mobimart.campaigns import qr
+
+    async with db.session() as s:
+        product = await catalog.create_product(
+            s, merchant=a, name="Scarf", price_minor=100, stock=3, publish=True
+        )
+        code = await qr.create(
+            s,
+            merchant_id=a.id,
+            spec=qr.Spec("Rail", qr.Target(qr.TargetKind.product, product.id)),
+        )
+    return {"qr": code.id, "qr_token": code.token}
+
+
+async def _segments(db: Database, a: Any, users: dict[str, User]) -> dict[str, int]:
+    """A segment of A's and a platform one, with the consumer in both."""
+    from mobimart.accounts import privacy
+    from mobimart.accounts.domain import Channel
+    from mobimart.campaigns import segments
+
+    rules = [{"kind": "has_consent", "channel": "sms"}]
+    async with db.session() as s:
+        await privacy.set_consent(
+            s, user_id=users["consumer"].id, channel=Channel.sms, granted=True, source="t"
+        )
+        mine = await segments.create(
+            s, merchant_id=a.id, name="Texts", match="all", conditions=rules
+        )
+        platform = await segments.create(
+            s, merchant_id=None, name="All", match="all", conditions=rules
+        )
+    return {"segment": mine.id, "platform_segment": platform.id}
+
+
+async def _places(db: Database, a: Any) -> dict[str, Any]:
+    """A's Wi-Fi portal with an openNDS level-1 query, and a store with a geofence."""
+    import base64
+    from urllib.parse import quote
+
+    from mobimart.campaigns import places, wifi
+
+    fas = f"hid={'ab' * 32}, clientip=192.168.8.9, gatewayaddress=192.168.8.1:2050"
+    async with db.session() as s:
+        portal = await wifi.create(s, merchant_id=a.id, name="Cafe")
+        store = await places.create_store(s, merchant_id=a.id, name="Kiosk", lat=31.23, lng=121.47)
+        await places.create_geofence(
+            s, merchant_id=a.id, name="Zone", store_id=store.id, radius_m=99
+        )
+    return {
+        "wifi_token": portal.token,
+        "wifi_fas": quote(base64.b64encode(fas.encode()).decode(), safe=""),
+    }
+
+
 @pytest.fixture
 async def world(db: Database, make_user: Any) -> dict[str, Any]:
     users = {role: await make_user(admin=role == "admin") for role in ROLES[1:]}
@@ -133,6 +240,17 @@ async def world(db: Database, make_user: Any) -> dict[str, Any]:
     ids |= await _chat(db, users["consumer"], product.shop_id)
     ids |= await _reviews(db, a, users)
     # Marketing worlds, one line per part.
+    ids |= {
+        f"campaign_{k}": await factories.sms_campaign(db, a.id, status=k) for k in ("draft", "sent")
+    }
+    ids |= {  # Web Push and automations: a flow of A's and one of the platform's
+        "automation": await factories.automation(db, a.id),
+        "platform_automation": await factories.automation(db, None),
+    }
+    ids |= await _qr(db, a)
+    ids |= await _segments(db, a, users)
+    ids |= await _draws(db, a, users)
+    ids |= await _places(db, a)
     return {"cookies": cookies, "ids": ids, "users": users}
 
 

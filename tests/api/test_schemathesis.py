@@ -89,6 +89,9 @@ def _fuzz(operation: Any, token: Callable[[], str]) -> Callable[[], None]:
     return check  # type: ignore[no-any-return]
 
 
+# On PostgreSQL only: it is the stricter of the two (a value too long for its column fails
+# there and passes on SQLite), and fuzzing every operation twice took minutes of the suite.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_api_conforms_to_its_schema(
     database_url: str, token_factory: Callable[[bool], str]
 ) -> None:

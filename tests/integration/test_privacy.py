@@ -151,3 +151,51 @@ async def test_delete_erases_personal_data_and_signs_out(db: Database, make_user
         assert all(revoked)
         # The number is free again: signing up with it makes a new, empty account.
         assert await accounts.find_user_by_phone(s, phone=user.phone) is None
+
+
+async def test_export_and_deletion_cover_marketing(db: Database, make_user: Any) -> None:
+    from mobimart.campaigns import events
+    from mobimart.campaigns.models import MarketingEvent, Segment, SegmentMember
+    from mobimart.catalog import follows
+    from mobimart.notifications.models import PushSubscription
+
+    owner, person = await make_user(), await make_user(name="Ann")
+    shop = await factories.merchant(db, owner, admin=await make_user(admin=True))
+    shop_id = await factories.shop_id_of(db, shop.id)
+    async with db.session() as s:
+        segment = Segment(merchant_id=shop.id, name="Fans", rules=[], member_count=1)
+        s.add(segment)
+        await s.flush()
+        s.add(SegmentMember(segment_id=segment.id, user_id=person.id))
+        s.add(
+            PushSubscription(
+                user_id=person.id,
+                endpoint="https://push.example/1",
+                endpoint_hash="h" * 64,
+                p256dh="k",
+                auth="a",
+                label="Chrome on Android",
+            )
+        )
+        await events.record(
+            s, kind=events.Kind.qr_scan, user_id=person.id, merchant_id=shop.id, lat=31.2, lng=121.5
+        )
+        await follows.follow(s, user_id=person.id, shop_id=shop_id)
+        await s.commit()
+        fresh = await s.get(User, person.id)
+        assert fresh is not None
+        exported = (await privacy.export_data(s, user=fresh))["marketing"]
+        assert [e["kind"] for e in exported["marketing_events"]] == ["qr_scan"]
+        assert exported["marketing_events"][0]["location"] == [31.2, 121.5]
+        assert exported["segments"] == ["Fans"]
+        assert exported["push_devices"][0]["label"] == "Chrome on Android"
+        assert len(exported["following_shops"]) == 1
+        json.dumps(exported)  # the download is JSON
+        await privacy.delete_account(s, user=fresh)
+    async with db.session() as s:
+        for table in (MarketingEvent, SegmentMember, PushSubscription):
+            assert (
+                await s.scalars(select(table).where(table.user_id == person.id))
+            ).first() is None
+        assert not await follows.follows(s, user_id=person.id, shop_id=shop_id)
+        assert (await s.get(Segment, segment.id)).member_count == 0  # type: ignore[union-attr]

@@ -58,6 +58,7 @@ def test_production_starts_with_real_secrets() -> None:
         pii_hash_key="real",
         sms_inbound_secret="a-real-inbound-secret",
         carrier_secret="a-real-carrier-secret",
+        sms_dlr_secret="a-real-dlr-secret",
         payment_gateway="none",
     )
     assert settings.is_production
@@ -73,4 +74,5 @@ def test_production_refuses_the_sandbox_gateway() -> None:
             pii_hash_key="real",
             sms_inbound_secret="a-real-inbound-secret",
             carrier_secret="a-real-carrier-secret",
+            sms_dlr_secret="a-real-dlr-secret",
         )

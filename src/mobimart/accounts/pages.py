@@ -5,11 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.accounts import domain, privacy
 from mobimart.accounts import service as accounts
+from mobimart.campaigns import events
 from mobimart.errors import DomainError, NotFound
 from mobimart.infra.sms.models import SmsMessage
+from mobimart.notifications import push
 from mobimart.settings import get_settings
 from mobimart.text import clean
 from mobimart.web import i18n
@@ -24,6 +27,7 @@ from mobimart.web.deps import (
 from mobimart.web.forms import message_of, safe_next, see_other
 from mobimart.web.i18n import gettext_ as _
 from mobimart.web.templating import render, verify_csrf
+from mobimart.web.visitor import visitor_of
 
 router = APIRouter()
 _LOOPBACK = {"127.0.0.1", "::1"}
@@ -80,6 +84,15 @@ def _verify_page(
         },
         status=status,
     )
+
+
+async def _claim_visitor(request: Request, session: AsyncSession, user_id: int) -> None:
+    """Marketing: what this browser did before signing in (a QR scan, a short-link click)
+    becomes the person's, so the order they place next is credited to it. Committed with the
+    session token."""
+    visitor = visitor_of(request)
+    if visitor is not None:
+        await events.claim_visitor(session, visitor=visitor, user_id=user_id)
 
 
 def _signed_in(request: Request, token: str, target: str) -> RedirectResponse:
@@ -146,6 +159,7 @@ async def verify_code(
         await privacy.set_consent(
             session, user_id=user.id, channel=domain.Channel.sms, granted=True, source="signup"
         )
+    await _claim_visitor(request, session, user.id)
     token, _row = await accounts.issue_token(
         session, user=user, kind="session", label=request.headers.get("user-agent", "")[:80]
     )
@@ -169,6 +183,7 @@ async def password_signin(
         )
     except DomainError as exc:
         return _signin_page(request, next=target, error=message_of(exc), status=exc.status)
+    await _claim_visitor(request, session, user.id)
     token, _row = await accounts.issue_token(
         session, user=user, kind="session", label=request.headers.get("user-agent", "")[:80]
     )
@@ -200,6 +215,7 @@ async def _me_page(
             "user": user,
             "tab": "me",
             "consents": await privacy.current_consents(session, user_id=user.id),
+            "push": await push.me_section(session, user_id=user.id),  # Web Push devices
             "threshold": get_settings().realname_required_above_minor,
             "id_masked": domain.mask_id_number(user.id_number) if user.id_number else "",
             **ctx,

@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.accounts import domain
 from mobimart.accounts.models import AuthToken, Consent, User
+from mobimart.campaigns import people as marketing
+from mobimart.campaigns import rules, segments
 from mobimart.catalog import brands
 from mobimart.db import unique_or, utcnow
 from mobimart.errors import Conflict, DomainError
@@ -23,6 +25,8 @@ async def set_consent(
 ) -> Consent:
     row = Consent(user_id=user_id, channel=channel.value, granted=granted, source=source[:40])
     session.add(row)
+    await session.flush()
+    await segments.on_event(session, user_id=user_id, kind=rules.CONSENT)
     await session.commit()
     return row
 
@@ -119,6 +123,7 @@ async def export_data(session: AsyncSession, *, user: User) -> dict[str, Any]:
             {"brand": b.name, "slug": b.slug}
             for b in await brands.followed(session, user_id=user.id)
         ],
+        "marketing": await marketing.export(session, user_id=user.id),
     }
 
 
@@ -133,6 +138,7 @@ async def delete_account(session: AsyncSession, *, user: User) -> None:
     document_keys = await merchants.withdraw_applications(session, user=user)
     await merchants.leave_all(session, user=user)
     await brands.unfollow_all(session, user_id=user.id)
+    await marketing.forget(session, user_id=user.id)
     await session.execute(delete(Consent).where(Consent.user_id == user.id))
     await session.execute(
         update(AuthToken)

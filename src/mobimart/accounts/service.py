@@ -63,7 +63,20 @@ class CodeSent:
     resend_after: int
 
 
-async def request_code(session: AsyncSession, *, phone: str, ip: str) -> CodeSent:
+@dataclass(frozen=True)
+class SharedAddress:
+    """Sign-ins that all reach us from one address, like a venue's Wi-Fi behind its gateway's
+    NAT: the per-address budget is kept per `device` there instead (a portal and the client
+    the gateway named), and the whole `network` gets a larger budget of its own, `per_hour`."""
+
+    device: str
+    network: str
+    per_hour: int
+
+
+async def request_code(
+    session: AsyncSession, *, phone: str, ip: str, shared: SharedAddress | None = None
+) -> CodeSent:
     settings = get_settings()
     e164 = domain.normalize_phone(phone, settings.default_region)
     p_hash = phone_hash(e164)
@@ -83,16 +96,22 @@ async def request_code(session: AsyncSession, *, phone: str, ip: str) -> CodeSen
         raise TooManyRequests(
             "Too many codes for this number; try again in an hour.", refusal.retry_after
         )
-    refusal = await throttle.take(
-        session,
-        key=f"otp:ip:{get_vault().lookup_hash('ip:' + ip)}",
-        limit=settings.otp_per_ip_per_hour,
-        window=_HOUR,
-    )
-    if refusal:
-        raise TooManyRequests(
-            "Too many codes from this network; try again in an hour.", refusal.retry_after
-        )
+    vault = get_vault()
+    budgets = [(f"otp:ip:{vault.lookup_hash('ip:' + ip)}", settings.otp_per_ip_per_hour)]
+    if shared is not None:
+        budgets = [
+            (
+                f"otp:ip:{vault.lookup_hash(f'ip:{ip}|{shared.device}')}",
+                settings.otp_per_ip_per_hour,
+            ),
+            (f"otp:net:{vault.lookup_hash('net:' + shared.network)}", shared.per_hour),
+        ]
+    for key, limit in budgets:
+        refusal = await throttle.take(session, key=key, limit=limit, window=_HOUR)
+        if refusal:
+            raise TooManyRequests(
+                "Too many codes from this network; try again in an hour.", refusal.retry_after
+            )
 
     code = domain.new_otp()
     now = utcnow()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.campaigns import attribution, automations, segments
@@ -72,7 +72,7 @@ async def record(
     session.add(event)
     await session.flush()
     if user_id is not None:
-        await segments.on_event(session, user_id=user_id, kind=kind.value)
+        await segments.on_event(session, user_id=user_id, kind=kind.value, merchant_id=merchant_id)
         await automations.on_event(session, event=event)
     return event
 
@@ -87,6 +87,34 @@ async def claim_visitor(session: AsyncSession, *, visitor: str, user_id: int) ->
     )
     if claimed.rowcount:  # type: ignore[attr-defined]
         await segments.on_event(session, user_id=user_id, kind=None)
+        await _start_claimed(session, visitor=visitor, user_id=user_id)
+
+
+# Claimed events that still start automations: a poster scanned signed out and a sign-in on
+# its landing page are minutes apart; a day covers coming back to it that evening. Older
+# ones are history, not a reaction to greet (and a bot's cookie may hold thousands).
+CLAIM_TRIGGER_WINDOW = dt.timedelta(days=1)
+CLAIM_TRIGGER_LIMIT = 20
+
+
+async def _start_claimed(session: AsyncSession, *, visitor: str, user_id: int) -> None:
+    """Start the automations the visitor's recent events trigger, now that they have a
+    person. The run key keeps a flow to one run per person (or per event) however often
+    the same browser signs in."""
+    recent = await session.scalars(
+        select(MarketingEvent)
+        .where(
+            MarketingEvent.visitor == visitor,
+            MarketingEvent.user_id == user_id,
+            MarketingEvent.kind.in_(list(automations.TRIGGER_OF_KIND)),
+            MarketingEvent.at >= utcnow() - CLAIM_TRIGGER_WINDOW,
+        )
+        .order_by(MarketingEvent.at.desc(), MarketingEvent.id.desc())
+        .limit(CLAIM_TRIGGER_LIMIT)
+        .execution_options(populate_existing=True)  # loaded before the UPDATE: stale user_id
+    )
+    for event in list(recent):
+        await automations.on_event(session, event=event)
 
 
 async def order_paid(session: AsyncSession, *, order: Order) -> None:

@@ -210,7 +210,7 @@ class DrawEntry(Base):
     period: Mapped[str] = mapped_column(String(10))
     roll: Mapped[int | None]  # 0..999,999 from HMAC(seed, entry id)
     prize_id: Mapped[int | None] = mapped_column(ForeignKey("draw_prizes.id", ondelete="SET NULL"))
-    outcome: Mapped[str] = mapped_column(String(10), default="")  # won | lost | out_of_stock
+    outcome: Mapped[str] = mapped_column(String(12), default="")  # won | lost | out_of_stock
     coupon_code: Mapped[str | None] = mapped_column(String(32))
     address: Mapped[str | None] = mapped_column(Encrypted())  # physical prizes: where to send
     claimed_at: Mapped[dt.datetime | None]
@@ -324,7 +324,8 @@ class AutomationRun(Base):
     event_id: Mapped[int | None] = mapped_column(
         ForeignKey("marketing_events.id", ondelete="SET NULL")
     )
-    status: Mapped[str] = mapped_column(String(10), default="waiting")  # waiting | done | skipped
+    # waiting | running (claimed by a worker) | done | skipped
+    status: Mapped[str] = mapped_column(String(10), default="waiting")
     result: Mapped[str] = mapped_column(String(60), default="")
     due_at: Mapped[dt.datetime]
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -344,7 +345,10 @@ class OrderAttribution(Base):
     order_id: Mapped[int] = mapped_column(
         ForeignKey("orders.id", ondelete="CASCADE"), primary_key=True
     )
-    event_id: Mapped[int] = mapped_column(ForeignKey("marketing_events.id", ondelete="CASCADE"))
+    # An erased account's events go; the credit stays (it holds no personal data).
+    event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("marketing_events.id", ondelete="SET NULL")
+    )
     merchant_id: Mapped[int] = mapped_column(ForeignKey(_MERCHANT, ondelete="CASCADE"))
     campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="SET NULL"))
     qr_code_id: Mapped[int | None] = mapped_column(ForeignKey("qr_codes.id", ondelete="SET NULL"))

@@ -4,7 +4,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
 
-from mobimart.catalog import browse, feed, media
+from mobimart.campaigns import product_views
+from mobimart.catalog import browse, feed, follows, media
 from mobimart.catalog import service as catalog
 from mobimart.catalog.browse import Names
 from mobimart.catalog.listing import Facets
@@ -16,6 +17,7 @@ from mobimart.catalog.schemas import (
     CategoryIn,
     CategoryOut,
     FacetsOut,
+    FollowOut,
     ListingMeta,
     MediaItemOut,
     NamedCount,
@@ -139,12 +141,36 @@ async def get_product(request: Request, product_id: IdPath) -> Response:
             ProductDetail.of(browse.product(live, product_id=product_id)).model_dump_json().encode()
         ),
     )
+    # Marketing: the view, for "viewed product" segments (a bearer token or the visitor
+    # cookie only; an anonymous request without either opens no database session).
+    await product_views.from_api(
+        request,
+        product_id=product_id,
+        merchant_id=browse.product(live, product_id=product_id).merchant_id,
+    )
     return Response(body, media_type="application/json")
 
 
 @router.get("/shops")
 async def list_shops(session: Session) -> list[ShopOut]:
     return [shop_out(s) for s in await catalog.open_shops(session)]
+
+
+@router.put("/shops/{shop_id}/follow")
+async def follow_shop(shop_id: IdPath, user: CurrentUser, session: Session) -> FollowOut:
+    """Follow a shop (again: no change); some lucky draws are for followers only."""
+    shop = await catalog.open_shop(session, shop_id=shop_id)
+    await follows.follow(session, user_id=user.id, shop_id=shop.id)
+    await session.commit()
+    return FollowOut(following=True, follower_count=await follows.count(session, shop_id=shop.id))
+
+
+@router.delete("/shops/{shop_id}/follow")
+async def unfollow_shop(shop_id: IdPath, user: CurrentUser, session: Session) -> FollowOut:
+    shop = await catalog.open_shop(session, shop_id=shop_id)
+    await follows.unfollow(session, user_id=user.id, shop_id=shop.id)
+    await session.commit()
+    return FollowOut(following=False, follower_count=await follows.count(session, shop_id=shop.id))
 
 
 @router.get("/categories")

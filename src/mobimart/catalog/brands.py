@@ -9,6 +9,7 @@ from sqlalchemy import delete, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.accounts.models import User
+from mobimart.campaigns import rules, segments
 from mobimart.catalog import domain
 from mobimart.catalog.models import Brand, BrandFollow, Product, ProductChange
 from mobimart.db import UTCDateTime, unique_or, utcnow
@@ -125,6 +126,7 @@ async def follow(session: AsyncSession, *, user: User, brand: Brand) -> int:
         )
     except LookupError:  # already following
         pass
+    await segments.on_event(session, user_id=user.id, kind=rules.FOLLOW)
     await session.commit()
     return await _count(session, brand.id)
 
@@ -139,6 +141,7 @@ async def unfollow(session: AsyncSession, *, user: User, brand: Brand) -> int:
             .where(Brand.id == brand.id)
             .values(follower_count=Brand.follower_count - 1)
         )
+    await segments.on_event(session, user_id=user.id, kind=rules.FOLLOW)
     await session.commit()
     return await _count(session, brand.id)
 

@@ -6,7 +6,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from mobimart.catalog import brands, browse, feed, media
+from mobimart.campaigns import product_views
+from mobimart.catalog import brands, browse, feed, follows, media
 from mobimart.catalog import service as catalog
 from mobimart.catalog.importing import parse_price
 from mobimart.catalog.listing import Filters, Sort, option_choices
@@ -14,7 +15,7 @@ from mobimart.catalog.view import media_url
 from mobimart.errors import DomainError, NotFound
 from mobimart.social import pages as social_pages
 from mobimart.web.deps import OptionalPageUser, PageUser, Session
-from mobimart.web.forms import see_other
+from mobimart.web.forms import safe_next, see_other
 from mobimart.web.i18n import gettext_ as _
 from mobimart.web.schemas import MAX_ID, IdPath
 from mobimart.web.templating import render, verify_csrf
@@ -165,9 +166,38 @@ async def shop_page(
         user,
         base=f"/shops/{shop.id}",
         heading=shop.name,
-        context={"shop": shop},
+        template="catalog/shop.html",
+        context={
+            "shop": shop,
+            "following": user is not None
+            and await follows.follows(session, user_id=user.id, shop_id=shop.id),
+            "followers": await follows.count(session, shop_id=shop.id),
+        },
         shops=frozenset({shop.id}),
     )
+
+
+@router.post("/shops/{shop_id}/follow")
+async def follow_shop(
+    request: Request,
+    shop_id: IdPath,
+    session: Session,
+    user: PageUser,
+    csrf_token: Annotated[str, Form(max_length=200)],
+    follow: Annotated[bool, Form()] = True,
+    next: Annotated[str, Form(max_length=300)] = "",
+) -> Response:
+    """Follow or unfollow from the shop page (or a draw's page, which sends `next`)."""
+    verify_csrf(request, csrf_token)
+    shop = await catalog.open_shop(session, shop_id=shop_id)
+    if follow:
+        await follows.follow(session, user_id=user.id, shop_id=shop.id)
+        notice = _("You follow %(shop)s.") % {"shop": shop.name}
+    else:
+        await follows.unfollow(session, user_id=user.id, shop_id=shop.id)
+        notice = _("You no longer follow %(shop)s.") % {"shop": shop.name}
+    await session.commit()
+    return see_other(safe_next(next, f"/shops/{shop.id}"), notice)
 
 
 @router.get("/p/{product_id}")
@@ -185,7 +215,7 @@ async def product_page(
     chosen = next((v for v in product.variants if v.sku == wanted), None)
     if wanted and chosen is None:
         raise NotFound("Variant")
-    return render(
+    response = render(
         request,
         "catalog/product.html",
         {
@@ -198,6 +228,12 @@ async def product_page(
             ),
         },
     )
+    # Marketing: the view, for "viewed product" segments (signed in or with the visitor
+    # cookie only; an anonymous request without it records nothing and runs no query).
+    await product_views.from_page(
+        request, session, product_id=product.id, merchant_id=product.merchant_id, user=user
+    )
+    return response
 
 
 @router.get("/brands/{slug}")

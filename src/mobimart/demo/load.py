@@ -1,10 +1,12 @@
 """Demo data through the real services: an admin, a consumer, three approved merchants with shops,
-240 products (a catalogue derived from UCI Online Retail, CC BY 4.0: see NOTICE.txt) and a
-starter list of blocked words."""
+240 products (a catalogue derived from UCI Online Retail, CC BY 4.0: see NOTICE.txt), a
+starter list of blocked words, and one shop's marketing (a store, a geofence with an offer, a
+segment, a lucky draw and its QR code)."""
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import struct
 import zlib
@@ -15,8 +17,10 @@ import numpy as np
 from sqlalchemy import select
 
 from mobimart.accounts import domain as accounts_domain
+from mobimart.accounts import privacy
 from mobimart.accounts import service as accounts
 from mobimart.accounts.models import User
+from mobimart.campaigns import draws, places, qr, segments
 from mobimart.catalog import brands, media
 from mobimart.catalog import service as catalog
 from mobimart.catalog.domain import VariantSpec
@@ -221,7 +225,7 @@ async def load(database: Database) -> DemoAccounts:
                     )
         if n == 1:
             async with database.session() as session:
-                await promotions.create(
+                home5 = await promotions.create(
                     session,
                     merchant_id=merchant.id,
                     spec=promotions.Spec(
@@ -233,9 +237,17 @@ async def load(database: Database) -> DemoAccounts:
                         code=DEMO_COUPON,
                     ),
                 )
+            await _marketing(database, merchant_id=merchant.id, coupon_id=home5.id)
     async with database.session() as session:
         shopper = await accounts.find_user_by_phone(session, phone=CONSUMER_PHONE)
         assert shopper is not None
+        await privacy.set_consent(
+            session,
+            user_id=shopper.id,
+            channel=accounts_domain.Channel.sms,
+            granted=True,
+            source="demo",
+        )
         await ledger.post(  # as a gateway top-up posts it, so the shopper can pay at once
             session,
             kind="top_up",
@@ -245,3 +257,78 @@ async def load(database: Database) -> DemoAccounts:
         )
         await session.commit()
     return DemoAccounts(**{**accounts_out.__dict__, "created": True})
+
+
+async def _marketing(database: Database, *, merchant_id: int, coupon_id: int) -> None:
+    """Retrospot Home's marketing: a store by People's Square with a geofence and an offer
+    (so /nearby shows something in Shanghai), a segment of people who agreed to texts, a week
+    long lucky draw and a QR code that opens it."""
+    now = dt.datetime.now(dt.UTC)
+    async with database.session() as session:
+        store = await places.create_store(
+            session,
+            merchant_id=merchant_id,
+            name="Retrospot Home, People's Square",
+            lat=31.2317,
+            lng=121.4726,
+            address="People's Square, Huangpu, Shanghai",
+        )
+        fence = await places.create_geofence(
+            session,
+            merchant_id=merchant_id,
+            name="People's Square",
+            store_id=store.id,
+            radius_m=500,
+        )
+        await places.create_offer(
+            session,
+            merchant_id=merchant_id,
+            geofence_id=fence.id,
+            title="¥5 off from ¥30 today",
+            body=f"Show code {DEMO_COUPON} at the till or use it online.",
+            promotion_id=coupon_id,
+        )
+        await segments.create(
+            session,
+            merchant_id=merchant_id,
+            name="Agreed to texts",
+            match="all",
+            conditions=[{"kind": "has_consent", "channel": "sms"}],
+        )
+        # A draw's coupon prize copies an ended coupon: a live one's code would give the prize
+        # to anyone who knows it, without a draw.
+        template = await promotions.create(
+            session,
+            merchant_id=merchant_id,
+            spec=promotions.Spec(
+                "Lucky week ¥5",
+                Kind.spend_save,
+                Scope.order,
+                value=500,
+                threshold_minor=3000,
+                code="LUCKYWEEK5",
+            ),
+        )
+        await promotions.end(session, promotion_id=template.id, merchant_id=merchant_id)
+        lucky = await draws.create(
+            session,
+            merchant_id=merchant_id,
+            spec=draws.DrawSpec(
+                name="Lucky week",
+                opens_at=now,
+                closes_at=now + dt.timedelta(days=7),
+                prizes=[
+                    draws.PrizeSpec("¥5 coupon", "coupon", 300_000, 100, promotion_id=template.id),
+                    draws.PrizeSpec("50 points", "points", 300_000, 1000, points=50),
+                ],
+                rules={"per_day": 1},
+            ),
+        )
+        await qr.create(
+            session,
+            merchant_id=merchant_id,
+            spec=qr.Spec(
+                "Lucky week poster", qr.Target(qr.TargetKind.draw, lucky.id), dynamic=True
+            ),
+        )
+        await session.commit()

@@ -18,12 +18,10 @@ approved (verified) merchant.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-import segno
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -68,26 +66,6 @@ class CollectionView:
 
 def collection_url(token: str) -> str:
     return get_settings().base_url.rstrip("/") + PAY_PATH + token
-
-
-def qr_png(data: str, *, scale: int = 8) -> bytes:
-    """A QR code as PNG. Never a Micro QR (segno picks one for short data), which phone
-    scanners and zbar cannot read."""
-    out = io.BytesIO()
-    segno.make(data, error="m", micro=False).save(out, kind="png", scale=scale, border=4)
-    return out.getvalue()
-
-
-@dataclass(frozen=True)
-class QrImage:
-    uri: str  # a data: URI, so the page needs no second, authenticated request
-    size: int  # pixels a side: shown at its own size, never blurred by scaling
-
-
-def qr_image(data: str, *, scale: int = 6) -> QrImage:
-    qr = segno.make(data, error="m", micro=False)
-    width, _height = qr.symbol_size(scale=scale, border=4)
-    return QrImage(str(qr.png_data_uri(scale=scale, border=4)), int(width))
 
 
 def _status(collection: Collection, now: dt.datetime) -> CollectionStatus:

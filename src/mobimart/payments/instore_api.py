@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
 from mobimart.infra import idempotency
+from mobimart.infra import qr as qrimage
 from mobimart.infra.idempotency import IdempotencyKey
 from mobimart.merchants import service as merchants
 from mobimart.payments import instore, share
@@ -91,7 +92,7 @@ async def collection_qr(
         session, merchant_id=merchant_id, collection_id=collection_id
     )
     return Response(
-        instore.qr_png(view.url),
+        qrimage.png(view.url),
         media_type="image/png",
         headers={"Cache-Control": "private, no-store"},
     )

@@ -14,6 +14,7 @@ from mobimart.accounts.models import User
 from mobimart.db import utcnow
 from mobimart.errors import DomainError, NotFound
 from mobimart.infra import idempotency
+from mobimart.infra import qr as qrimage
 from mobimart.merchants import service as merchants
 from mobimart.merchants.models import Merchant
 from mobimart.payments import instore, share
@@ -188,7 +189,7 @@ async def make_share_link(
             "user": user,
             "tab": "me",
             "url": url,
-            "qr": instore.qr_image(url, scale=5),
+            "qr": qrimage.image(url, scale=5),
             "expires_at": expires_at,
             "order_id": order_id,
         },
@@ -210,7 +211,7 @@ async def paycode(request: Request, user: PageUser, session: Session) -> Respons
             "tab": "me",
             "code": code,
             "grouped": " ".join(code[i : i + 4] for i in range(0, len(code), 4)),
-            "qr": instore.qr_image(code, scale=8),
+            "qr": qrimage.image(code, scale=8),
             "seconds": int(instore.CODE_TTL.total_seconds()),
             "balance": await _balance(session, user),
             "limit": instore.CODE_LIMIT,
@@ -266,7 +267,7 @@ async def _collect_page(
             "tab": "console",
             "merchant": merchant,
             "view": view,
-            "qr": instore.qr_image(view.url) if view else None,
+            "qr": qrimage.image(view.url) if view else None,
             "seconds": seconds,
             "charged": charged,
             "limit": instore.CODE_LIMIT,

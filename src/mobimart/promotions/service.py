@@ -280,9 +280,11 @@ _CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
 async def issue_single_use(session: AsyncSession, *, promotion_id: int) -> Promotion:
     """A personal copy of a coupon with its own random code, good for one use (a draw's prize,
-    an automation's gift). Added to the session; the caller commits with what it awards."""
+    an automation's gift). Added to the session; the caller commits with what it awards.
+    The base may be ended: an ended coupon is a template only, its own code redeems nothing,
+    so a prize's stock is the only way to get it; the copy itself is live."""
     base = await session.get(Promotion, promotion_id)
-    if base is None or base.code is None or not base.active:
+    if base is None or base.code is None:
         raise NotFound("Coupon")
     code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(12))  # 31^12 ≈ 2^59
     copy = Promotion(
@@ -300,6 +302,7 @@ async def issue_single_use(session: AsyncSession, *, promotion_id: int) -> Promo
         combines=base.combines,
         total_uses=1,
         per_person=1,
+        active=True,
         starts_at=base.starts_at,
         ends_at=base.ends_at,
     )

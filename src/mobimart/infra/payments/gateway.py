@@ -110,7 +110,7 @@ def load_or_create_keypair(directory: Path, name: str) -> tuple[RSAPrivateKey, R
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        _write_once(private_path, pem, 0o600)
+        write_once(private_path, pem, 0o600)
     private_key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
     if not isinstance(private_key, RSAPrivateKey):
         raise ValueError(f"{private_path} does not hold an RSA private key")
@@ -120,7 +120,7 @@ def load_or_create_keypair(directory: Path, name: str) -> tuple[RSAPrivateKey, R
         pem = public_key.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-        _write_once(public_path, pem, 0o644)
+        write_once(public_path, pem, 0o644)
     return private_key, public_key
 
 
@@ -131,7 +131,7 @@ def load_public_key(pem: bytes) -> RSAPublicKey:
     return key
 
 
-def _write_once(path: Path, data: bytes, mode: int) -> None:
+def write_once(path: Path, data: bytes, mode: int) -> None:
     """Write `path` complete or not at all, never replacing it: two processes starting together
     must end up sharing one key, not each signing with a key the other overwrote."""
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")

@@ -392,7 +392,7 @@ def upgrade() -> None:
         sa.Column("period", sa.String(length=10), nullable=False),
         sa.Column("roll", sa.Integer(), nullable=True),
         sa.Column("prize_id", sa.Integer(), nullable=True),
-        sa.Column("outcome", sa.String(length=10), nullable=False),
+        sa.Column("outcome", sa.String(length=12), nullable=False),
         sa.Column("coupon_code", sa.String(length=32), nullable=True),
         sa.Column("address", mobimart.infra.pii.Encrypted(), nullable=True),
         sa.Column("claimed_at", mobimart.db.UTCDateTime(timezone=True), nullable=True),
@@ -576,7 +576,7 @@ def upgrade() -> None:
     op.create_table(
         "order_attributions",
         sa.Column("order_id", sa.Integer(), nullable=False),
-        sa.Column("event_id", sa.Integer(), nullable=False),
+        sa.Column("event_id", sa.Integer(), nullable=True),
         sa.Column("merchant_id", sa.Integer(), nullable=False),
         sa.Column("campaign_id", sa.Integer(), nullable=True),
         sa.Column("qr_code_id", sa.Integer(), nullable=True),
@@ -594,7 +594,7 @@ def upgrade() -> None:
             ["event_id"],
             ["marketing_events.id"],
             name=op.f("fk_order_attributions_event_id_marketing_events"),
-            ondelete="CASCADE",
+            ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
             ["merchant_id"],
