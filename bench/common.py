@@ -55,7 +55,7 @@ def production_env(database_url: str, var: Path) -> dict[str, str]:
     }
 
 
-def _uvicorn(app: str, port: int, env: dict[str, str], factory: bool) -> list[str]:
+def uvicorn_command(app: str, port: int, env: dict[str, str], factory: bool) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -82,7 +82,7 @@ def serve(
 ) -> Iterator[str]:
     """Run an ASGI app under uvicorn with the same options for the app and its ceiling."""
     port = free_port()
-    proc = subprocess.Popen(_uvicorn(app, port, env, factory), env=env, cwd=ROOT)
+    proc = subprocess.Popen(uvicorn_command(app, port, env, factory), env=env, cwd=ROOT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_s
