@@ -55,7 +55,7 @@ async def _campaign(
         return campaign.id
 
 
-async def _consenting(make_user: Callable[..., Any], n: int, **kw: Any) -> list[User]:
+async def _people(make_user: Callable[..., Any], n: int, **kw: Any) -> list[User]:
     users = []
     for i in range(n):
         user = await make_user(name=f"Ann{i}", **kw)
@@ -96,7 +96,7 @@ def enqueued(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 async def test_start_makes_one_message_per_member_and_is_idempotent(
     db: Database, make_user: Callable[..., Any]
 ) -> None:
-    users = await _consenting(make_user, 3)
+    users = await _people(make_user, 3)
     campaign_id = await _campaign(db, users)
     async with db.session() as s:
         assert await sending.start(s, campaign_id=campaign_id) == 3
@@ -124,7 +124,7 @@ async def test_start_makes_one_message_per_member_and_is_idempotent(
 
 
 async def test_no_link_no_token(db: Database, make_user: Callable[..., Any]) -> None:
-    users = await _consenting(make_user, 2)
+    users = await _people(make_user, 2)
     campaign_id = await _campaign(db, users, template="Hi {name}", link_url=None)
     async with db.session() as s:
         await sending.start(s, campaign_id=campaign_id)
@@ -134,7 +134,7 @@ async def test_no_link_no_token(db: Database, make_user: Callable[..., Any]) -> 
 async def test_concurrent_claimers_never_share_a_row(
     db: Database, make_user: Callable[..., Any]
 ) -> None:
-    users = await _consenting(make_user, 60)
+    users = await _people(make_user, 60)
     campaign_id = await _campaign(db, users)
     async with db.session() as s:
         await sending.start(s, campaign_id=campaign_id)
@@ -158,7 +158,7 @@ async def test_concurrent_claimers_never_share_a_row(
 async def test_outbox_send_screens_and_personalises(
     db: Database, make_user: Callable[..., Any]
 ) -> None:
-    ok, never, opted_out, capped = await _consenting(make_user, 4)
+    ok, never, opted_out, capped = await _people(make_user, 4)
     await _grant(db, [ok, opted_out, capped])
     await _grant(db, [opted_out], granted=False)
     # `capped` got the weekly maximum of texts already.
@@ -208,7 +208,7 @@ async def test_outbox_send_screens_and_personalises(
 async def test_quiet_hours_defer_then_send(
     db: Database, make_user: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (user,) = await _consenting(make_user, 1)
+    (user,) = await _people(make_user, 1)
     await _grant(db, [user])
     local = utcnow().astimezone(SHANGHAI)
     start, end = local - dt.timedelta(hours=1), local + dt.timedelta(hours=1)
@@ -242,7 +242,7 @@ async def test_inbox_campaign_lands_in_the_inbox_once(
 ) -> None:
     from mobimart.notifications.models import Notification
 
-    (user,) = await _consenting(make_user, 1)
+    (user,) = await _people(make_user, 1)
     async with db.session() as s:
         await set_consent(s, user_id=user.id, channel=Channel.in_app, granted=True, source="t")
     campaign_id = await _campaign(db, [user], channel="inbox", template="Hi {name}: {link}")
@@ -304,7 +304,7 @@ async def smsbox(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeSmsbox]:
 async def test_gateway_send_signs_each_report_url(
     db: Database, make_user: Callable[..., Any], smsbox: FakeSmsbox
 ) -> None:
-    users = await _consenting(make_user, 25)
+    users = await _people(make_user, 25)
     await _grant(db, users)
     smsbox.refuse.add(users[3].phone or "")
     campaign_id = await _campaign(db, users)
@@ -331,7 +331,7 @@ async def test_gateway_send_signs_each_report_url(
 async def test_throttle_spaces_the_sends(
     db: Database, make_user: Callable[..., Any], smsbox: FakeSmsbox
 ) -> None:
-    users = await _consenting(make_user, 6)
+    users = await _people(make_user, 6)
     await _grant(db, users)
     campaign_id = await _campaign(db, users, throttle=20)
     started = asyncio.get_running_loop().time()
@@ -343,7 +343,7 @@ async def test_throttle_spaces_the_sends(
 
 
 async def _sending_rows(db: Database, make_user: Callable[..., Any], n: int) -> list[int]:
-    users = await _consenting(make_user, n)
+    users = await _people(make_user, n)
     campaign_id = await _campaign(db, users)
     async with db.session() as s:
         await sending.start(s, campaign_id=campaign_id)
@@ -434,6 +434,59 @@ async def test_a_dead_workers_rows_are_settled_by_reports_or_sent_again(
     assert len(enqueued) == 1
 
 
+async def test_a_dead_workers_rows_wait_for_the_reports_to_catch_up(
+    db: Database, make_user: Callable[..., Any]
+) -> None:
+    """In a large send Kannel's reports can run minutes behind: a silent row is sent again
+    only once the rows sent after it have their reports, else it might have gone already."""
+    silent, behind, later = await _sending_rows(db, make_user, 3)
+    after_s = get_settings().campaign_resolve_after_s
+    now = utcnow()
+    claimed = {silent: 200, behind: 190, later: 150}  # seconds ago
+    async with db.session() as s:
+        for message_id, ago in claimed.items():
+            await s.execute(
+                update(CampaignMessage)
+                .where(CampaignMessage.id == message_id)
+                .values(claimed_at=now - dt.timedelta(seconds=ago))
+            )
+        # Kannel took the two later ones; their reports have not come yet.
+        await sending.mark_sent(s, by_parts={1: [behind, later]}, now=now)
+    campaign_id = (await _row(db, silent)).campaign_id
+
+    async def requeue(*, reported: bool = True, at: dt.datetime = now) -> int:
+        async with db.session() as s:
+            n = await sending.requeue_stale(
+                s, campaign_id=campaign_id, now=at, after_s=after_s, reported=reported
+            )
+            await s.rollback()
+        return n
+
+    assert await requeue() == 0
+    # Without reports to wait for (the outbox, Web Push), silence after after_s is enough.
+    assert await requeue(reported=False) == 1
+    async with db.session() as s:
+        await dlr.record(s, [(behind, 8)])
+        await s.commit()
+    # `later` was claimed 50 s after it: within after_s / 2, its report could still be on
+    # its way behind the silent row's.
+    assert await requeue() == 0
+    async with db.session() as s:
+        await dlr.record(s, [(later, 1)])
+        await s.commit()
+    assert await requeue() == 1
+    # A report missing for LOST_AFTER_S no longer holds anyone back.
+    async with db.session() as s:
+        await s.execute(
+            update(CampaignMessage)
+            .where(CampaignMessage.id == later)
+            .values(status="accepted", dlr_status=None)
+        )
+        await s.commit()
+    assert await requeue() == 0
+    assert await requeue(at=now + dt.timedelta(seconds=sending.LOST_AFTER_S)) == 1
+
+
 async def test_bare_receiver_records_reports_like_the_route(
     db: Database, make_user: Callable[..., Any]
 ) -> None:
@@ -482,7 +535,7 @@ async def test_the_tick_hands_a_just_started_campaign_to_a_worker_rather_than_en
 ) -> None:
     """ "Send now" only marks the campaign sending: until a worker has made its messages, the
     minute tick must not take "no message left" for "all sent"."""
-    users = await _consenting(make_user, 2)
+    users = await _people(make_user, 2)
     await _grant(db, users)
     campaign_id = await _campaign(db, users)
     await tasks.tick(db)

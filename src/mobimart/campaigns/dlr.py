@@ -34,7 +34,8 @@ FINAL = (DELIVERED, UNDELIVERED, SMSC_REJECT)
 PATH = "/api/v1/sms/dlr"
 MAX_ID = 2**31 - 1  # message ids are 32-bit integers
 # Group commit: a group waits at most this long for more reports (a few ms: Kannel holds
-# ~500 reports in flight, so a long wait caps the rate at 500 / wait), or until this many.
+# max-pending-requests reports in flight, 64 in deploy/, so a long wait caps the rate at
+# 64 / wait), or until this many.
 GROUP_WAIT_S = 0.002
 GROUP_MAX = 2000
 

@@ -58,6 +58,9 @@ FLUSH_S = 0.5
 # start the send again once its rows are settled.
 MAX_GATEWAY_ERRORS = 50
 IN_FLIGHT = ("queued", "deferred", "sending")
+# A row Kannel took that has had no report for this long is taken to have lost it, and no
+# longer holds back the resolution of a dead worker's rows (requeue_stale).
+LOST_AFTER_S = 20 * 60
 
 
 async def start(session: AsyncSession, *, campaign_id: int) -> int:
@@ -154,19 +157,39 @@ async def claim(
     return rows
 
 
+def reported(channel: str, settings: Settings) -> bool:
+    """Whether the campaign's messages go through a gateway that reports on each (Kannel)."""
+    return channel == "sms" and settings.sms_backend == "kannel"
+
+
 async def requeue_stale(
-    session: AsyncSession, *, campaign_id: int, now: dt.datetime, after_s: int
+    session: AsyncSession, *, campaign_id: int, now: dt.datetime, after_s: int, reported: bool
 ) -> int:
     """Rows a dead worker left `sending` with no delivery report after `after_s`: nothing
     proves the gateway has them, so they go out again (a report, which moves a row out of
-    `sending`, proves it has). The caller commits."""
-    result = await session.execute(
-        update(CampaignMessage)
-        .where(
-            CampaignMessage.campaign_id == campaign_id,
-            CampaignMessage.status == "sending",
-            CampaignMessage.claimed_at < now - dt.timedelta(seconds=after_s),
+    `sending`, proves it has). The caller commits.
+
+    Where the gateway reports (`reported`: SMS through Kannel), silence means something
+    only once the reports have caught up: in a large send Kannel's callbacks can run minutes
+    behind. A row waits until every row the gateway took that was claimed up to `after_s / 2`
+    after it has its report (reports come back in about the order of sending), or until the
+    unreported ones are `LOST_AFTER_S` old (a report Kannel lost would hold it back for good)."""
+    cutoff = now - dt.timedelta(seconds=after_s)
+    m = CampaignMessage
+    if reported:
+        behind = await session.scalar(
+            select(func.min(m.claimed_at)).where(
+                m.campaign_id == campaign_id,
+                m.status == "accepted",
+                m.dlr_status.is_(None),
+                m.claimed_at > now - dt.timedelta(seconds=LOST_AFTER_S),
+            )
         )
+        if behind is not None:
+            cutoff = min(cutoff, behind - dt.timedelta(seconds=after_s / 2))
+    result = await session.execute(
+        update(m)
+        .where(m.campaign_id == campaign_id, m.status == "sending", m.claimed_at < cutoff)
         .values(status="queued", claimed_at=None)
         .execution_options(synchronize_session=False)
     )
@@ -441,7 +464,11 @@ async def run(database: Database, *, campaign_id: int, settings: Settings | None
             await start(session, campaign_id=campaign_id)
         now = utcnow()
         tally.requeued = await requeue_stale(
-            session, campaign_id=campaign_id, now=now, after_s=settings.campaign_resolve_after_s
+            session,
+            campaign_id=campaign_id,
+            now=now,
+            after_s=settings.campaign_resolve_after_s,
+            reported=reported(campaign.channel, settings),
         )
         await wake_deferred(session, campaign_id=campaign_id, now=now)
         await session.commit()
@@ -456,7 +483,7 @@ async def run(database: Database, *, campaign_id: int, settings: Settings | None
     queue: asyncio.Queue[Outgoing | None] = asyncio.Queue(maxsize=2 * batch)
     written = _Written()
     pacer = _Pacer(ctx.throttle_per_s)
-    gateway = ctx.channel == "sms" and settings.sms_backend == "kannel"
+    gateway = reported(ctx.channel, settings)
     pool = (
         kannel.SendsmsPool(settings, connections=settings.kannel_connections) if gateway else None
     )

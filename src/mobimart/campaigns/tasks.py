@@ -54,7 +54,8 @@ def enqueue_send(campaign_id: int) -> None:
 
 async def tick(database: Database) -> dict[str, int]:
     now = utcnow()
-    after_s = get_settings().campaign_resolve_after_s
+    settings = get_settings()
+    after_s = settings.campaign_resolve_after_s
     counts = {"started": 0, "woken": 0, "requeued": 0, "resumed": 0, "finished": 0}
     to_send: set[int] = set()
     async with database.session() as session:
@@ -70,13 +71,19 @@ async def tick(database: Database) -> dict[str, int]:
                 continue
             counts["started"] += 1
             to_send.add(campaign_id)
-        sending_ids = list(
-            await session.scalars(select(Campaign.id).where(Campaign.status == "sending"))
-        )
-        for campaign_id in sending_ids:
+        in_progress = (
+            await session.execute(
+                select(Campaign.id, Campaign.channel).where(Campaign.status == "sending")
+            )
+        ).all()
+        for campaign_id, channel in in_progress:
             woken = await sending.wake_deferred(session, campaign_id=campaign_id, now=now)
             requeued = await sending.requeue_stale(
-                session, campaign_id=campaign_id, now=now, after_s=after_s
+                session,
+                campaign_id=campaign_id,
+                now=now,
+                after_s=after_s,
+                reported=sending.reported(channel, settings),
             )
             await session.commit()
             counts["woken"] += woken
