@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from mobimart.accounts.domain import Channel
 from mobimart.accounts.models import User
@@ -485,6 +485,41 @@ async def test_a_dead_workers_rows_wait_for_the_reports_to_catch_up(
         await s.commit()
     assert await requeue() == 0
     assert await requeue(at=now + dt.timedelta(seconds=sending.LOST_AFTER_S)) == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_reports_and_the_write_back_never_deadlock(
+    db: Database, make_user: Callable[..., Any]
+) -> None:
+    """The receiver's group (several statements, one per status) and the worker's write-back
+    take rows of the same batch at the same moment, in any order."""
+    import random
+
+    ids = await _sending_rows(db, make_user, 40)
+    rng = random.Random(6)
+    for _ in range(25):
+        reports = [(i, rng.choice((8, 1, 16))) for i in rng.sample(ids, 30)]
+        written = rng.sample(ids, 30)
+
+        async def receiver(reports: list[tuple[int, int]] = reports) -> None:
+            async with db.session() as s:
+                await dlr.record(s, reports)
+                await s.commit()
+
+        async def worker(written: list[int] = written) -> None:
+            async with db.session() as s:
+                await sending.mark_sent(
+                    s, by_parts={1: written[:15], 2: written[15:]}, now=utcnow()
+                )
+
+        await asyncio.gather(receiver(), worker(), receiver(reports[::-1]))
+    async with db.session() as s:
+        unsent = await s.scalar(
+            select(func.count()).where(
+                CampaignMessage.id.in_(ids), CampaignMessage.sent_at.is_(None)
+            )
+        )
+    assert unsent == 0
 
 
 async def test_bare_receiver_records_reports_like_the_route(

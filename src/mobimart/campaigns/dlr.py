@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, func, or_, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobimart.campaigns.models import CampaignMessage
@@ -34,8 +34,8 @@ FINAL = (DELIVERED, UNDELIVERED, SMSC_REJECT)
 PATH = "/api/v1/sms/dlr"
 MAX_ID = 2**31 - 1  # message ids are 32-bit integers
 # Group commit: a group waits at most this long for more reports (a few ms: Kannel holds
-# max-pending-requests reports in flight, 64 in deploy/, so a long wait caps the rate at
-# 64 / wait), or until this many.
+# max-pending-requests reports in flight, 16 in deploy/, so a long wait caps the rate at
+# 16 / wait), or until this many.
 GROUP_WAIT_S = 0.002
 GROUP_MAX = 2000
 
@@ -57,12 +57,21 @@ def url_for(message_id: int, settings: Settings | None = None) -> str:
     return f"{base}?m={message_id}&k={signature(message_id, settings)}&s=%d"
 
 
+async def lock(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Lock the rows `ids` in id order before writing them: reports and the worker's
+    write-back update rows of the same batch at once, in transactions of several statements,
+    and two that take the same rows in different orders deadlock."""
+    m = CampaignMessage
+    await session.execute(select(m.id).where(m.id.in_(ids)).order_by(m.id).with_for_update())
+
+
 async def record(
     session: AsyncSession, reports: Sequence[tuple[int, int]], *, now: Any = None
 ) -> None:
     """Apply (message id, Kannel status) reports; the caller commits. Three statements at
     most, whatever the number of reports."""
     now = now or utcnow()
+    await lock(session, [message_id for message_id, _ in reports])
     by_status: dict[int, list[int]] = defaultdict(list)
     for message_id, status in reports:
         by_status[status].append(message_id)

@@ -375,6 +375,7 @@ async def mark_sent(
     session: AsyncSession, *, by_parts: dict[int, list[int]], now: dt.datetime
 ) -> None:
     """Rows the gateway took: accepted, unless a delivery report got there first. Commits."""
+    await dlr.lock(session, [i for ids in by_parts.values() for i in ids])
     for parts, ids in by_parts.items():
         await session.execute(
             update(CampaignMessage)
@@ -393,6 +394,7 @@ async def mark_sent(
 
 
 async def mark_failed(session: AsyncSession, *, ids: Sequence[int], reason: str) -> None:
+    await dlr.lock(session, ids)
     await session.execute(
         update(CampaignMessage)
         .where(CampaignMessage.id.in_(ids), CampaignMessage.status == "sending")
@@ -492,11 +494,14 @@ async def run(database: Database, *, campaign_id: int, settings: Settings | None
     async def flush() -> None:
         by_parts, failed = written.by_parts, written.failed
         written.by_parts, written.failed, written.count = defaultdict(list), [], 0
-        async with database.session() as session:
-            if by_parts:
-                await mark_sent(session, by_parts=by_parts, now=utcnow())
-            if failed:
-                await mark_failed(session, ids=failed, reason="refused")
+        try:
+            async with database.session() as session:
+                if by_parts:
+                    await mark_sent(session, by_parts=by_parts, now=utcnow())
+                if failed:
+                    await mark_failed(session, ids=failed, reason="refused")
+        except Exception:  # the send goes on; these rows' delivery reports settle them
+            log.exception("campaign %s: writing back sent rows failed", campaign_id)
 
     async def flusher() -> None:
         while not stop.is_set():
