@@ -45,7 +45,7 @@ lint: install
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n auto --dist loadscope $(ARGS)
 
 e2e: install
 	$(BIN)/python -m pytest tests/e2e $(ARGS)
