@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import random
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -493,8 +494,6 @@ async def test_reports_and_the_write_back_never_deadlock(
 ) -> None:
     """The receiver's group (several statements, one per status) and the worker's write-back
     take rows of the same batch at the same moment, in any order."""
-    import random
-
     ids = await _sending_rows(db, make_user, 40)
     rng = random.Random(6)
     for _ in range(25):
