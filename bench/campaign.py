@@ -253,7 +253,7 @@ async def settle(database: object) -> None:
     """People, consents and the segment stand for a database that has held them a while:
     vacuumed, analysed and checkpointed, as autovacuum and the checkpointer would have them by
     the time a campaign goes out, not still writing a million new rows of each to disk during
-    the send. The campaign's messages are made at the send, as in production, and are not."""
+    the send. The campaign's messages are made at the send, as in production, unsettled."""
     from mobimart.db import Database
 
     assert isinstance(database, Database)
